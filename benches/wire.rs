@@ -1,0 +1,3 @@
+//! Codec benchmarks (being written).
+#![allow(missing_docs)]
+fn main() {}

@@ -1,0 +1,1 @@
+//! Test helpers: realistic table generators and captured messages. Being written.

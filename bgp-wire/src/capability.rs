@@ -1,0 +1,1 @@
+//! Capabilities (RFC 5492). Placeholder: being written.
