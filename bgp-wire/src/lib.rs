@@ -42,12 +42,13 @@ pub mod route_refresh;
 pub mod types;
 pub mod update;
 
+pub use capability::Capability;
 pub use context::Context;
 pub use error::{DecodeError, EncodeError, ErrorKind, Rfc7606Action};
 pub use header::{Header, MessageType, check_header, split_message};
 pub use message::Message;
 pub use notification::Notification;
-pub use open::Open;
-pub use route_refresh::RouteRefresh;
+pub use open::{Open, OptionalParameter};
+pub use route_refresh::{RouteRefresh, RouteRefreshSubtype};
 pub use types::{Afi, AfiSafi, AfiSafiSet, Asn, Safi};
 pub use update::Update;
