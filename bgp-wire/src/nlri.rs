@@ -341,7 +341,7 @@ pub(crate) fn write_nlri(n: &Nlri, path_ids: bool, out: &mut BytesMut) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
