@@ -30,6 +30,7 @@
 pub mod aspath;
 pub mod attribute;
 pub mod capability;
+pub mod community;
 pub mod context;
 pub mod error;
 pub mod header;
@@ -37,18 +38,27 @@ pub mod message;
 pub mod nlri;
 pub mod notification;
 pub mod open;
+pub mod pack;
 mod reader;
 pub mod route_refresh;
 pub mod types;
 pub mod update;
 
+pub use aspath::{AsPath, Segment, SegmentType};
+pub use attribute::{Aggregator, Origin, PathAttributes, RawAttribute};
+pub use community::{
+    ClusterList, Communities, Community, ExtCommunities, ExtCommunity, LargeCommunities,
+    LargeCommunity,
+};
 pub use capability::Capability;
 pub use context::Context;
 pub use error::{DecodeError, EncodeError, ErrorKind, Rfc7606Action};
 pub use header::{Header, MessageType, check_header, split_message};
 pub use message::Message;
+pub use nlri::{Nlri, Nlris};
 pub use notification::Notification;
 pub use open::{Open, OptionalParameter};
+pub use pack::{pack_announce, pack_withdraw};
 pub use route_refresh::{RouteRefresh, RouteRefreshSubtype};
 pub use types::{Afi, AfiSafi, AfiSafiSet, Asn, Safi};
-pub use update::Update;
+pub use update::{MpReach, MpUnreach, NextHop, Update};
