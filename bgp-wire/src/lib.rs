@@ -46,11 +46,11 @@ pub mod update;
 
 pub use aspath::{AsPath, Segment, SegmentType};
 pub use attribute::{Aggregator, Origin, PathAttributes, RawAttribute};
+pub use capability::Capability;
 pub use community::{
     ClusterList, Communities, Community, ExtCommunities, ExtCommunity, LargeCommunities,
     LargeCommunity,
 };
-pub use capability::Capability;
 pub use context::Context;
 pub use error::{DecodeError, EncodeError, ErrorKind, Rfc7606Action};
 pub use header::{Header, MessageType, check_header, split_message};

@@ -372,9 +372,11 @@ impl Update {
 
     /// The family whose End-of-RIB marker this UPDATE is (RFC 4724 §2), if it is one: an
     /// empty UPDATE for IPv4 unicast, an UPDATE with nothing but an empty MP_UNREACH_NLRI
-    /// for the other families.
+    /// for the other families. An UPDATE whose attributes were dropped as malformed
+    /// (RFC 7606) had attributes, so it is never a marker.
     pub fn end_of_rib(&self) -> Option<AfiSafi> {
-        let bare = self.withdrawn.is_empty()
+        let bare = self.errors.is_empty()
+            && self.withdrawn.is_empty()
             && self.nlri.is_empty()
             && self.mp_reach.is_none()
             && self.attributes.is_empty();
@@ -389,6 +391,7 @@ impl Update {
     }
 
     /// The End-of-RIB marker for a family (RFC 4724 §2).
+    #[must_use]
     pub fn end_of_rib_marker(family: AfiSafi) -> Update {
         let mut u = Update::new();
         if family != AfiSafi::IPV4_UNICAST {
@@ -1065,6 +1068,11 @@ mod tests {
             };
             assert_eq!(d.end_of_rib(), Some(f));
         }
+        // Not End-of-RIB: an UPDATE whose only attribute was malformed (RFC 7606 §4: its
+        // length overruns) is treat-as-withdraw with nothing to withdraw, not a marker.
+        let u = dec(body(&[], &[0x40, 1, 5], &[])).unwrap();
+        assert!(u.is_treat_as_withdraw());
+        assert_eq!(u.end_of_rib(), None);
         // Not End-of-RIB: anything else present.
         let mut u = Update::end_of_rib_marker(AfiSafi::IPV6_UNICAST);
         u.attributes.origin = Some(Origin::Igp);
