@@ -1,12 +1,14 @@
 //! AS_PATH (RFC 4271 §4.3, §5.1.2), AS4_PATH and the 2-octet/4-octet transition (RFC 6793),
 //! confederation segments (RFC 5065 §3).
 //!
-//! An [`AsPath`] is held canonically as 4-octet segments in a `Bytes`: zero-copy on sessions
+//! An [`AsPath`] is held canonically as 4-octet segments inline when short, else a `Bytes` slice: zero-copy on sessions
 //! that negotiated 4-octet AS numbers, converted once on 2-octet ones.
 
 use std::fmt;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
+
+use crate::buf::Buf;
 
 use crate::types::Asn;
 
@@ -110,7 +112,7 @@ pub(crate) struct MalformedPath {
 /// Equality and hashing are by the canonical bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct AsPath {
-    raw: Bytes,
+    raw: Buf,
 }
 
 /// The most AS numbers one segment can hold (its count is one octet).
@@ -119,7 +121,7 @@ const MAX_SEGMENT: usize = 255;
 impl AsPath {
     /// The empty path (routes originated inside the AS, RFC 4271 §5.1.2).
     pub fn empty() -> Self {
-        AsPath { raw: Bytes::new() }
+        AsPath { raw: Buf::new() }
     }
 
     /// Builds a path from segments. Empty segments are dropped; segments of more than 255
@@ -129,7 +131,9 @@ impl AsPath {
         for s in segments {
             push_segment(&mut out, s.kind, s.asns.iter().copied());
         }
-        AsPath { raw: out.freeze() }
+        AsPath {
+            raw: Buf::from_bytes_mut(out),
+        }
     }
 
     /// A path of one AS_SEQUENCE.
@@ -137,12 +141,14 @@ impl AsPath {
         let mut out = BytesMut::new();
         let v: Vec<Asn> = asns.into_iter().collect();
         push_segment(&mut out, SegmentType::AsSequence, v.into_iter());
-        AsPath { raw: out.freeze() }
+        AsPath {
+            raw: Buf::from_bytes_mut(out),
+        }
     }
 
     /// Parses an attribute value with 4-octet (`four_octet`) or 2-octet AS numbers. Checks
     /// RFC 7606 §7.2: a defined segment type, a non-zero count, no overrun or underrun.
-    pub(crate) fn decode(value: Bytes, four_octet: bool) -> Result<Self, MalformedPath> {
+    pub(crate) fn decode(value: Buf, four_octet: bool) -> Result<Self, MalformedPath> {
         let width = if four_octet { 4 } else { 2 };
         let mut pos = 0usize;
         let n = value.len();
@@ -176,7 +182,9 @@ impl AsPath {
             }
             pos += 2 + usize::from(count) * 2;
         }
-        Ok(AsPath { raw: out.freeze() })
+        Ok(AsPath {
+            raw: Buf::from_bytes_mut(out),
+        })
     }
 
     /// Writes the attribute value for a 4-octet or a 2-octet session (every ASN that does not
@@ -205,8 +213,15 @@ impl AsPath {
     }
 
     /// The canonical bytes (4-octet segments).
-    pub fn raw(&self) -> &Bytes {
+    pub fn raw(&self) -> &[u8] {
         &self.raw
+    }
+
+    /// A copy that shares no memory with the buffer it was decoded from.
+    pub fn detached(&self) -> Self {
+        AsPath {
+            raw: self.raw.detached(),
+        }
     }
 
     /// Whether the path has no segments.
@@ -216,7 +231,9 @@ impl AsPath {
 
     /// The segments, in order.
     pub fn segments(&self) -> Segments<'_> {
-        Segments { buf: &self.raw }
+        Segments {
+            buf: self.raw.as_slice(),
+        }
     }
 
     /// Every AS number, in path order, whatever its segment.
@@ -285,7 +302,9 @@ impl AsPath {
             _ => push_segment(&mut out, kind, std::iter::repeat_n(asn, times)),
         }
         out.put_slice(segs.buf);
-        AsPath { raw: out.freeze() }
+        AsPath {
+            raw: Buf::from_bytes_mut(out),
+        }
     }
 
     /// The path without confederation segments: what leaves a confederation (RFC 5065 §4.1)
@@ -300,7 +319,9 @@ impl AsPath {
             out.put_u8(s.len() as u8);
             out.put_slice(s.raw);
         }
-        AsPath { raw: out.freeze() }
+        AsPath {
+            raw: Buf::from_bytes_mut(out),
+        }
     }
 
     /// Rebuilds the 4-octet path from the AS_PATH and AS4_PATH a 2-octet session received
@@ -334,7 +355,9 @@ impl AsPath {
             }
         }
         out.put_slice(&as4_path.raw);
-        AsPath { raw: out.freeze() }
+        AsPath {
+            raw: Buf::from_bytes_mut(out),
+        }
     }
 }
 
@@ -426,8 +449,9 @@ mod tests {
 
     #[test]
     fn two_octet_decode_widens() {
-        let p = AsPath::decode(Bytes::from_static(&[2, 2, 0xfd, 0xe8, 0x5b, 0xa0]), false).unwrap();
-        assert_eq!(&p.raw()[..], &[2, 2, 0, 0, 0xfd, 0xe8, 0, 0, 0x5b, 0xa0]);
+        let p =
+            AsPath::decode(Buf::copy_from_slice(&[2, 2, 0xfd, 0xe8, 0x5b, 0xa0]), false).unwrap();
+        assert_eq!(p.raw(), &[2, 2, 0, 0, 0xfd, 0xe8, 0, 0, 0x5b, 0xa0]);
         assert_eq!(p.to_string(), "65000 23456");
         let mut out = BytesMut::new();
         p.encode_value(false, &mut out);
@@ -443,7 +467,7 @@ mod tests {
             (&[2, 1, 0, 0, 0, 1, 2][..], 6), // underrun
         ] {
             assert_eq!(
-                AsPath::decode(Bytes::copy_from_slice(raw), true),
+                AsPath::decode(Buf::copy_from_slice(raw), true),
                 Err(MalformedPath { at })
             );
         }
@@ -524,7 +548,7 @@ mod tests {
             let mut out = BytesMut::new();
             p.encode_value(true, &mut out);
             prop_assert_eq!(out.len(), p.encoded_len(true));
-            prop_assert_eq!(AsPath::decode(out.freeze(), true).unwrap(), p);
+            prop_assert_eq!(AsPath::decode(Buf::copy_from_slice(&out), true).unwrap(), p);
         }
 
         #[test]
@@ -532,14 +556,14 @@ mod tests {
             let mut out = BytesMut::new();
             p.encode_value(false, &mut out);
             prop_assert_eq!(out.len(), p.encoded_len(false));
-            let d = AsPath::decode(out.freeze(), false).unwrap();
+            let d = AsPath::decode(Buf::copy_from_slice(&out), false).unwrap();
             let mapped: Vec<Asn> = p.asns().map(|a| Asn(u32::from(a.to_two_octet()))).collect();
             prop_assert_eq!(d.asns().collect::<Vec<_>>(), mapped);
         }
 
         #[test]
         fn decode_never_panics(raw in proptest::collection::vec(any::<u8>(), 0..40), four in any::<bool>()) {
-            if let Ok(p) = AsPath::decode(Bytes::from(raw), four) {
+            if let Ok(p) = AsPath::decode(Buf::copy_from_slice(&raw), four) {
                 let _ = p.len_for_best_path();
                 let _ = p.to_string();
             }

@@ -10,11 +10,12 @@ use std::net::Ipv4Addr;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::aspath::AsPath;
+use crate::buf::Buf;
 use crate::community::{ClusterList, Communities, ExtCommunities, LargeCommunities};
 use crate::context::Context;
 use crate::error::{DecodeError, EncodeError, ErrorKind, Rfc7606Action};
 use crate::types::Asn;
-use crate::update::{MpReach, MpUnreach};
+use crate::update::{MpReach, MpUnreach, Update};
 
 /// Attribute type codes (IANA "BGP Path Attributes").
 pub mod type_code {
@@ -213,6 +214,31 @@ impl PathAttributes {
             })
             .collect();
         out
+    }
+
+    /// A copy that shares no memory with the message it was decoded from, so that keeping
+    /// it (in a RIB) does not keep the received buffer alive. Small values are inline
+    /// already; only large ones are copied.
+    pub fn detached(&self) -> PathAttributes {
+        PathAttributes {
+            as_path: self.as_path.as_ref().map(AsPath::detached),
+            communities: self.communities.as_ref().map(Communities::detached),
+            cluster_list: self.cluster_list.as_ref().map(ClusterList::detached),
+            ext_communities: self.ext_communities.as_ref().map(ExtCommunities::detached),
+            large_communities: self
+                .large_communities
+                .as_ref()
+                .map(LargeCommunities::detached),
+            unknown: self
+                .unknown
+                .iter()
+                .map(|a| RawAttribute {
+                    value: Bytes::copy_from_slice(&a.value),
+                    ..a.clone()
+                })
+                .collect(),
+            ..self.clone()
+        }
     }
 
     /// The unknown attribute of this type code, if present.
@@ -460,13 +486,9 @@ impl Seen {
     }
 }
 
-/// The decoded attribute block of an UPDATE.
+/// What decoding the attribute block found besides the attributes themselves.
 #[derive(Debug, Default)]
-pub(crate) struct DecodedBlock {
-    pub(crate) attrs: PathAttributes,
-    pub(crate) mp_reach: Option<MpReach>,
-    pub(crate) mp_unreach: Option<MpUnreach>,
-    pub(crate) errors: Vec<DecodeError>,
+pub(crate) struct BlockInfo {
     /// Type codes encountered (well-formed or not).
     pub(crate) seen: Seen,
     /// Parsing stopped early at a length overrun or underrun (RFC 7606 §4).
@@ -475,7 +497,8 @@ pub(crate) struct DecodedBlock {
 
 /// One attribute's position, for error reports.
 struct At<'a> {
-    block: &'a Bytes,
+    body: &'a Bytes,
+    from: usize,
     base: usize,
     start: usize,
     end: usize,
@@ -485,7 +508,10 @@ impl At<'_> {
     /// An error whose NOTIFICATION data is the whole attribute (RFC 4271 §6.3).
     fn err(&self, kind: ErrorKind, code: u8, action: Rfc7606Action) -> DecodeError {
         DecodeError::new(kind, field_name(code), self.base + self.start)
-            .with_data(self.block.slice(self.start..self.end))
+            .with_data(
+                self.body
+                    .slice(self.from + self.start..self.from + self.end),
+            )
             .with_action(action)
     }
 }
@@ -493,28 +519,35 @@ impl At<'_> {
 /// Decodes the path attributes field (RFC 4271 §4.3) with RFC 7606 error handling. Session
 /// reset errors are returned as `Err`; treat-as-withdraw and attribute-discard errors are
 /// recorded in the result.
+///
+/// The block is `body[from..to]`; `base` is the offset of `body[from]` in the message. The
+/// attributes, MP_REACH_NLRI / MP_UNREACH_NLRI and the errors go into `u`.
 pub(crate) fn decode_block(
-    block: Bytes,
+    body: &Bytes,
+    from: usize,
+    to: usize,
     base: usize,
     ctx: &Context,
-) -> Result<DecodedBlock, DecodeError> {
-    let mut d = DecodedBlock::default();
+    u: &mut Update,
+) -> Result<BlockInfo, DecodeError> {
+    let mut d = BlockInfo::default();
+    let buf: &[u8] = body.get(from..to).unwrap_or(&[]);
     let mut as4_path: Option<AsPath> = None;
     let mut as4_aggregator: Option<Aggregator> = None;
-    let n = block.len();
+    let n = buf.len();
     let mut pos = 0usize;
     while pos < n {
         let start = pos;
-        let hdr = block.get(pos..pos + 3).unwrap_or(&[]);
+        let hdr = buf.get(pos..pos + 3).unwrap_or(&[]);
         let &[fl, code, l0] = hdr else {
             // RFC 7606 §4: fewer octets left than an attribute header.
-            d.errors.push(underrun(&block, base, start));
+            u.errors.push(underrun(body, from, to, base, start));
             d.stopped = true;
             break;
         };
         let (len, hlen) = if fl & EXTENDED_LENGTH != 0 {
-            let Some(&l1) = block.get(pos + 3) else {
-                d.errors.push(underrun(&block, base, start));
+            let Some(&l1) = buf.get(pos + 3) else {
+                u.errors.push(underrun(body, from, to, base, start));
                 d.stopped = true;
                 break;
             };
@@ -532,7 +565,8 @@ pub(crate) fn decode_block(
                 Rfc7606Action::TreatAsWithdraw
             };
             let at = At {
-                block: &block,
+                body,
+                from,
                 base,
                 start,
                 end: n,
@@ -541,14 +575,17 @@ pub(crate) fn decode_block(
             if action == Rfc7606Action::SessionReset {
                 return Err(e);
             }
-            d.errors.push(e);
+            u.errors.push(e);
             d.stopped = true;
             break;
         }
         pos = end;
-        let value = block.slice(vstart..end);
+        let value: &[u8] = buf.get(vstart..end).unwrap_or(&[]);
+        let value_bytes = || body.slice(from + vstart..from + end);
+        let value_buf = || Buf::slice_of(body, from + vstart..from + end);
         let at = At {
-            block: &block,
+            body,
+            from,
             base,
             start,
             end,
@@ -562,7 +599,7 @@ pub(crate) fn decode_block(
                     base + start,
                 ));
             }
-            d.errors.push(
+            u.errors.push(
                 DecodeError::new(
                     ErrorKind::MalformedAttributeList,
                     field_name(code),
@@ -581,10 +618,10 @@ pub(crate) fn decode_block(
                     Rfc7606Action::SessionReset,
                 ));
             }
-            d.attrs.unknown.push(RawAttribute {
+            u.attributes.unknown.push(RawAttribute {
                 flags: fl & !EXTENDED_LENGTH,
                 type_code: code,
-                value,
+                value: value_bytes(),
             });
             continue;
         };
@@ -594,15 +631,15 @@ pub(crate) fn decode_block(
             if action == Rfc7606Action::SessionReset {
                 return Err(e);
             }
-            d.errors.push(e);
+            u.errors.push(e);
             continue;
         }
         let four = ctx.four_octet_as;
-        let a = &mut d.attrs;
+        let a = &mut u.attributes;
         let bad_len = || at.err(ErrorKind::AttributeLength(code), code, action);
         let result: Result<(), DecodeError> = match code {
-            tc::ORIGIN => match *value {
-                [v] => match Origin::from_code(v) {
+            tc::ORIGIN => match value {
+                &[v] => match Origin::from_code(v) {
                     Some(o) => {
                         a.origin = Some(o);
                         Ok(())
@@ -611,7 +648,7 @@ pub(crate) fn decode_block(
                 },
                 _ => Err(bad_len()),
             },
-            tc::AS_PATH => match AsPath::decode(value, four) {
+            tc::AS_PATH => match AsPath::decode(value_buf(), four) {
                 Ok(p) => {
                     a.as_path = Some(p);
                     Ok(())
@@ -623,21 +660,21 @@ pub(crate) fn decode_block(
                 )
                 .with_action(action)),
             },
-            tc::NEXT_HOP => u32_value(&value).map_or_else(
+            tc::NEXT_HOP => u32_value(value).map_or_else(
                 || Err(bad_len()),
                 |v| {
                     a.next_hop = Some(Ipv4Addr::from(v));
                     Ok(())
                 },
             ),
-            tc::MULTI_EXIT_DISC => u32_value(&value).map_or_else(
+            tc::MULTI_EXIT_DISC => u32_value(value).map_or_else(
                 || Err(bad_len()),
                 |v| {
                     a.med = Some(v);
                     Ok(())
                 },
             ),
-            tc::LOCAL_PREF => u32_value(&value).map_or_else(
+            tc::LOCAL_PREF => u32_value(value).map_or_else(
                 || Err(bad_len()),
                 |v| {
                     a.local_pref = Some(v);
@@ -652,7 +689,7 @@ pub(crate) fn decode_block(
                     Err(bad_len())
                 }
             }
-            tc::AGGREGATOR => match (four, &*value) {
+            tc::AGGREGATOR => match (four, value) {
                 (true, &[a0, a1, a2, a3, b0, b1, b2, b3]) => {
                     a.aggregator = Some(Aggregator {
                         asn: Asn(u32::from_be_bytes([a0, a1, a2, a3])),
@@ -669,42 +706,42 @@ pub(crate) fn decode_block(
                 }
                 _ => Err(bad_len()),
             },
-            tc::COMMUNITIES => Communities::from_wire(value).map_or_else(
+            tc::COMMUNITIES => Communities::from_wire(value_buf()).map_or_else(
                 || Err(bad_len()),
                 |c| {
                     a.communities = Some(c);
                     Ok(())
                 },
             ),
-            tc::ORIGINATOR_ID => u32_value(&value).map_or_else(
+            tc::ORIGINATOR_ID => u32_value(value).map_or_else(
                 || Err(bad_len()),
                 |v| {
                     a.originator_id = Some(Ipv4Addr::from(v));
                     Ok(())
                 },
             ),
-            tc::CLUSTER_LIST => ClusterList::from_wire(value).map_or_else(
+            tc::CLUSTER_LIST => ClusterList::from_wire(value_buf()).map_or_else(
                 || Err(bad_len()),
                 |c| {
                     a.cluster_list = Some(c);
                     Ok(())
                 },
             ),
-            tc::EXTENDED_COMMUNITIES => ExtCommunities::from_wire(value).map_or_else(
+            tc::EXTENDED_COMMUNITIES => ExtCommunities::from_wire(value_buf()).map_or_else(
                 || Err(bad_len()),
                 |c| {
                     a.ext_communities = Some(c);
                     Ok(())
                 },
             ),
-            tc::LARGE_COMMUNITY => LargeCommunities::from_wire(value).map_or_else(
+            tc::LARGE_COMMUNITY => LargeCommunities::from_wire(value_buf()).map_or_else(
                 || Err(bad_len()),
                 |c| {
                     a.large_communities = Some(c);
                     Ok(())
                 },
             ),
-            tc::OTC => u32_value(&value).map_or_else(
+            tc::OTC => u32_value(value).map_or_else(
                 || Err(bad_len()),
                 |v| {
                     a.otc = Some(Asn(v));
@@ -716,7 +753,7 @@ pub(crate) fn decode_block(
                     // RFC 6793 §4.1: a NEW speaker discards AS4_PATH from a NEW speaker.
                     Ok(())
                 } else {
-                    match AsPath::decode(value, true) {
+                    match AsPath::decode(value_buf(), true) {
                         Ok(p) if !p.segments().any(|s| s.kind.is_confed()) => {
                             as4_path = Some(p);
                             Ok(())
@@ -729,8 +766,8 @@ pub(crate) fn decode_block(
                 if four {
                     Ok(())
                 } else {
-                    match *value {
-                        [a0, a1, a2, a3, b0, b1, b2, b3] => {
+                    match value {
+                        &[a0, a1, a2, a3, b0, b1, b2, b3] => {
                             as4_aggregator = Some(Aggregator {
                                 asn: Asn(u32::from_be_bytes([a0, a1, a2, a3])),
                                 address: Ipv4Addr::new(b0, b1, b2, b3),
@@ -742,27 +779,30 @@ pub(crate) fn decode_block(
                 }
             }
             tc::MP_REACH_NLRI => {
-                d.mp_reach = Some(MpReach::decode(value, base + vstart, ctx, &|k| {
+                u.mp_reach = Some(MpReach::decode(value_bytes(), base + vstart, ctx, &|k| {
                     at.err(k, code, Rfc7606Action::SessionReset)
                 })?);
                 Ok(())
             }
             tc::MP_UNREACH_NLRI => {
-                d.mp_unreach = Some(MpUnreach::decode(value, base + vstart, ctx, &|k| {
-                    at.err(k, code, Rfc7606Action::SessionReset)
-                })?);
+                u.mp_unreach = Some(MpUnreach::decode(
+                    value_bytes(),
+                    base + vstart,
+                    ctx,
+                    &|k| at.err(k, code, Rfc7606Action::SessionReset),
+                )?);
                 Ok(())
             }
             _ => Ok(()),
         };
         if let Err(e) = result {
-            d.errors.push(e);
+            u.errors.push(e);
         }
     }
     if !ctx.four_octet_as {
-        merge_as4(&mut d.attrs, as4_path, as4_aggregator);
+        merge_as4(&mut u.attributes, as4_path, as4_aggregator);
     }
-    d.attrs.unknown.sort_by_key(|a| a.type_code);
+    u.attributes.unknown.sort_by_key(|a| a.type_code);
     Ok(d)
 }
 
@@ -780,13 +820,13 @@ fn merge_as4(a: &mut PathAttributes, as4_path: Option<AsPath>, as4_agg: Option<A
     }
 }
 
-fn underrun(block: &Bytes, base: usize, start: usize) -> DecodeError {
+fn underrun(body: &Bytes, from: usize, to: usize, base: usize, start: usize) -> DecodeError {
     DecodeError::new(
         ErrorKind::MalformedAttributeList,
         "UPDATE path attributes",
         base + start,
     )
-    .with_data(block.slice(start..))
+    .with_data(body.slice(from + start..to))
     .with_action(Rfc7606Action::TreatAsWithdraw)
 }
 

@@ -5,7 +5,9 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
+
+use crate::buf::Buf;
 
 use crate::types::Asn;
 
@@ -15,7 +17,7 @@ macro_rules! packed_list {
         $(#[$m])*
         #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
         pub struct $name {
-            raw: Bytes,
+            raw: Buf,
         }
 
         impl $name {
@@ -29,18 +31,27 @@ macro_rules! packed_list {
                     let to: fn(&$item, &mut BytesMut) = $to;
                     to(&v, &mut out);
                 }
-                $name { raw: out.freeze() }
+                $name {
+                    raw: Buf::from_bytes_mut(out),
+                }
             }
 
             /// Wraps an attribute value; `None` unless its length is a non-zero multiple of
             /// the value size (RFC 7606 §7).
-            pub(crate) fn from_wire(raw: Bytes) -> Option<Self> {
+            pub(crate) fn from_wire(raw: Buf) -> Option<Self> {
                 (!raw.is_empty() && raw.len() % $size == 0).then_some($name { raw })
             }
 
             /// The wire bytes.
-            pub fn raw(&self) -> &Bytes {
+            pub fn raw(&self) -> &[u8] {
                 &self.raw
+            }
+
+            /// A copy that shares no memory with the buffer it was decoded from.
+            pub fn detached(&self) -> Self {
+                $name {
+                    raw: self.raw.detached(),
+                }
             }
 
             /// The number of values.
@@ -56,7 +67,7 @@ macro_rules! packed_list {
             /// The values, in wire order.
             pub fn iter(&self) -> $iter<'_> {
                 $iter {
-                    inner: self.raw.chunks_exact($size),
+                    inner: self.raw.as_slice().chunks_exact($size),
                 }
             }
 
@@ -74,7 +85,9 @@ macro_rules! packed_list {
                 out.put_slice(&self.raw);
                 let to: fn(&$item, &mut BytesMut) = $to;
                 to(&v, &mut out);
-                $name { raw: out.freeze() }
+                $name {
+                    raw: Buf::from_bytes_mut(out),
+                }
             }
 
             /// A copy without the values for which `f` returns false.
@@ -388,7 +401,9 @@ impl ClusterList {
         let mut out = BytesMut::with_capacity(self.raw.len() + 4);
         out.put_slice(&id.octets());
         out.put_slice(&self.raw);
-        ClusterList { raw: out.freeze() }
+        ClusterList {
+            raw: Buf::from_bytes_mut(out),
+        }
     }
 }
 
@@ -412,13 +427,13 @@ mod tests {
     #[test]
     fn communities_zero_copy() {
         let c = Communities::new([Community::NO_EXPORT, Community::new(1, 2)]);
-        assert_eq!(&c.raw()[..], &[0xff, 0xff, 0xff, 0x01, 0, 1, 0, 2]);
-        let d = Communities::from_wire(c.raw().clone()).unwrap();
+        assert_eq!(c.raw(), &[0xff, 0xff, 0xff, 0x01, 0, 1, 0, 2]);
+        let d = Communities::from_wire(Buf::copy_from_slice(c.raw())).unwrap();
         assert_eq!(d, c);
         assert!(d.contains(Community::NO_EXPORT));
         assert_eq!(d.len(), 2);
-        assert!(Communities::from_wire(Bytes::from_static(&[1, 2, 3])).is_none());
-        assert!(Communities::from_wire(Bytes::new()).is_none());
+        assert!(Communities::from_wire(Buf::copy_from_slice(&[1, 2, 3])).is_none());
+        assert!(Communities::from_wire(Buf::new()).is_none());
         assert_eq!(d.with(Community::NO_EXPORT), d);
         assert_eq!(d.with(Community(5)).len(), 3);
         assert_eq!(d.retain(|c| c != Community::NO_EXPORT).len(), 1);
@@ -437,7 +452,7 @@ mod tests {
         assert_eq!(rti.value(), [192, 0, 2, 1, 0, 9]);
         let l = ExtCommunities::new([rt, rti]);
         assert_eq!(l.iter().collect::<Vec<_>>(), vec![rt, rti]);
-        assert!(ExtCommunities::from_wire(Bytes::from_static(&[0; 12])).is_none());
+        assert!(ExtCommunities::from_wire(Buf::copy_from_slice(&[0; 12])).is_none());
     }
 
     #[test]

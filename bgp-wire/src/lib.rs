@@ -29,6 +29,7 @@
 
 pub mod aspath;
 pub mod attribute;
+mod buf;
 pub mod capability;
 pub mod community;
 pub mod context;

@@ -8,9 +8,10 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
+use crate::buf::Buf;
 use crate::error::{DecodeError, EncodeError, ErrorKind};
 use crate::types::{Afi, AfiSafi};
 
@@ -76,7 +77,7 @@ pub struct Nlris {
     family: AfiSafi,
     path_ids: bool,
     count: u32,
-    raw: Bytes,
+    raw: Buf,
 }
 
 impl Nlris {
@@ -86,7 +87,7 @@ impl Nlris {
             family,
             path_ids: false,
             count: 0,
-            raw: Bytes::new(),
+            raw: Buf::new(),
         }
     }
 
@@ -115,7 +116,7 @@ impl Nlris {
             family,
             path_ids,
             count,
-            raw: out.freeze(),
+            raw: Buf::from_bytes_mut(out),
         })
     }
 
@@ -126,7 +127,7 @@ impl Nlris {
     pub(crate) fn decode(
         family: AfiSafi,
         path_ids: bool,
-        raw: Bytes,
+        raw: Buf,
         offset: usize,
         field: &'static str,
     ) -> Result<Self, DecodeError> {
@@ -189,15 +190,23 @@ impl Nlris {
     }
 
     /// The wire bytes.
-    pub fn raw(&self) -> &Bytes {
+    pub fn raw(&self) -> &[u8] {
         &self.raw
+    }
+
+    /// A copy that shares no memory with the buffer it was decoded from.
+    pub fn detached(&self) -> Self {
+        Nlris {
+            raw: self.raw.detached(),
+            ..self.clone()
+        }
     }
 
     /// The prefixes, canonicalised (host bits cleared), without allocating.
     pub fn iter(&self) -> NlriIter<'_> {
         NlriIter {
             buf: if self.family.is_known() {
-                &self.raw
+                self.raw.as_slice()
             } else {
                 &[]
             },
@@ -361,8 +370,15 @@ pub(crate) mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(&b.raw()[..], &[8, 10, 24, 192, 168, 1, 0]);
-        let d = Nlris::decode(AfiSafi::IPV4_UNICAST, false, b.raw().clone(), 0, "t").unwrap();
+        assert_eq!(b.raw(), &[8, 10, 24, 192, 168, 1, 0]);
+        let d = Nlris::decode(
+            AfiSafi::IPV4_UNICAST,
+            false,
+            Buf::copy_from_slice(b.raw()),
+            0,
+            "t",
+        )
+        .unwrap();
         assert_eq!(d, b);
         assert_eq!(d.count(), 3);
         assert_eq!(d.iter().nth(1).unwrap().prefix, p("192.168.1.0/24"));
@@ -373,7 +389,7 @@ pub(crate) mod tests {
         let d = Nlris::decode(
             AfiSafi::IPV4_UNICAST,
             false,
-            Bytes::from_static(&[9, 10, 0xff]),
+            Buf::copy_from_slice(&[9, 10, 0xff]),
             0,
             "t",
         )
@@ -385,8 +401,15 @@ pub(crate) mod tests {
     fn ipv6_and_add_path() {
         let n = [Nlri::with_path_id(p("2001:db8::/32"), 7)];
         let b = Nlris::new(AfiSafi::IPV6_UNICAST, true, n).unwrap();
-        assert_eq!(&b.raw()[..], &[0, 0, 0, 7, 32, 0x20, 0x01, 0x0d, 0xb8]);
-        let d = Nlris::decode(AfiSafi::IPV6_UNICAST, true, b.raw().clone(), 0, "t").unwrap();
+        assert_eq!(b.raw(), &[0, 0, 0, 7, 32, 0x20, 0x01, 0x0d, 0xb8]);
+        let d = Nlris::decode(
+            AfiSafi::IPV6_UNICAST,
+            true,
+            Buf::copy_from_slice(b.raw()),
+            0,
+            "t",
+        )
+        .unwrap();
         assert_eq!(d.iter().collect::<Vec<_>>(), n);
         // Re-encoding for a session without ADD-PATH drops the id.
         let mut out = BytesMut::new();
@@ -405,7 +428,7 @@ pub(crate) mod tests {
             let e = Nlris::decode(
                 AfiSafi::IPV4_UNICAST,
                 false,
-                Bytes::copy_from_slice(raw),
+                Buf::copy_from_slice(raw),
                 19,
                 "t",
             )
@@ -418,7 +441,7 @@ pub(crate) mod tests {
         let e = Nlris::decode(
             AfiSafi::IPV6_UNICAST,
             false,
-            Bytes::from_static(&[129]),
+            Buf::copy_from_slice(&[129]),
             0,
             "t",
         );
@@ -427,7 +450,7 @@ pub(crate) mod tests {
         let e = Nlris::decode(
             AfiSafi::IPV4_UNICAST,
             true,
-            Bytes::from_static(&[0, 0, 0, 1]),
+            Buf::copy_from_slice(&[0, 0, 0, 1]),
             0,
             "t",
         );
@@ -467,14 +490,14 @@ pub(crate) mod tests {
         })) {
             let fam = if v6 { AfiSafi::IPV6_UNICAST } else { AfiSafi::IPV4_UNICAST };
             let b = Nlris::new(fam, ids, v.clone()).unwrap();
-            let d = Nlris::decode(fam, ids, b.raw().clone(), 0, "t").unwrap();
+            let d = Nlris::decode(fam, ids, Buf::copy_from_slice(b.raw()), 0, "t").unwrap();
             prop_assert_eq!(d.iter().collect::<Vec<_>>(), v);
             prop_assert_eq!(d, b);
         }
 
         #[test]
         fn decode_never_panics(raw in proptest::collection::vec(any::<u8>(), 0..64), ids in any::<bool>()) {
-            if let Ok(d) = Nlris::decode(AfiSafi::IPV6_UNICAST, ids, Bytes::from(raw), 0, "t") {
+            if let Ok(d) = Nlris::decode(AfiSafi::IPV6_UNICAST, ids, Buf::copy_from_slice(&raw), 0, "t") {
                 prop_assert_eq!(d.iter().count(), d.count());
             }
         }

@@ -6,10 +6,10 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::attribute::{self, NextHopMode, PathAttributes, type_code as tc};
+use crate::buf::Buf;
 use crate::context::Context;
 use crate::error::{DecodeError, EncodeError, ErrorKind, Rfc7606Action};
 use crate::nlri::{Nlri, Nlris};
-use crate::reader::Reader;
 use crate::types::{Afi, AfiSafi, Safi};
 
 /// The next hop of MP_REACH_NLRI (RFC 4760 §3): IPv4, IPv6 (RFC 2545 §3), IPv6 global plus
@@ -118,7 +118,7 @@ impl MpReach {
         let nlri = Nlris::decode(
             family,
             ctx.receive_path_ids(family),
-            value.slice(nh_end + 1..),
+            Buf::slice_of(&value, nh_end + 1..value.len()),
             offset + nh_end + 1,
             "UPDATE MP_REACH_NLRI NLRI",
         )?;
@@ -183,7 +183,7 @@ impl MpUnreach {
         let withdrawn = Nlris::decode(
             family,
             ctx.receive_path_ids(family),
-            value.slice(3..),
+            Buf::slice_of(&value, 3..value.len()),
             offset + 3,
             "UPDATE MP_UNREACH_NLRI NLRI",
         )?;
@@ -260,48 +260,63 @@ impl Update {
     /// RFC 7606 decides the outcome of every error: a session reset is returned as `Err`;
     /// treat-as-withdraw and attribute discard yield `Ok` with the error in
     /// [`Update::errors`], the offending attribute left out, and all prefixes still there.
+    #[inline]
     pub fn decode(body: Bytes, offset: usize, ctx: &Context) -> Result<Update, DecodeError> {
         let list_err =
             |at: usize| DecodeError::new(ErrorKind::MalformedAttributeList, "UPDATE lengths", at);
-        let mut r = Reader::new(body, offset);
-        let at = r.offset();
-        let wd_len = usize::from(
-            r.u16("UPDATE withdrawn routes length")
-                .map_err(|_| list_err(at))?,
-        );
-        let wd_off = r.offset();
-        let wd = r
-            .take(wd_len, "UPDATE withdrawn routes")
-            .map_err(|_| list_err(at))?;
-        let at = r.offset();
-        let attr_len = usize::from(
-            r.u16("UPDATE total path attribute length")
-                .map_err(|_| list_err(at))?,
-        );
-        let attr_off = r.offset();
-        let attrs = r
-            .take(attr_len, "UPDATE path attributes")
-            .map_err(|_| list_err(at))?;
-        let nlri_off = r.offset();
-        let nlri_raw = r.take_rest();
+        let n = body.len();
+        let len_at = |pos: usize| -> Option<usize> {
+            let b = body.get(pos..pos + 2)?;
+            Some(usize::from(u16::from_be_bytes([b[0], b[1]])))
+        };
+        // RFC 4271 §6.3: lengths inconsistent with the message are a Malformed Attribute List.
+        let wd_len = len_at(0).ok_or_else(|| list_err(offset))?;
+        let wd_end = 2 + wd_len;
+        let attr_len = len_at(wd_end).ok_or_else(|| list_err(offset))?;
+        let attr_from = wd_end + 2;
+        let attr_to = attr_from + attr_len;
+        if attr_to > n {
+            return Err(list_err(offset + wd_end));
+        }
 
         let v4 = AfiSafi::IPV4_UNICAST;
         let pid = ctx.receive_path_ids(v4);
-        let withdrawn = Nlris::decode(v4, pid, wd, wd_off, "UPDATE withdrawn routes")?;
-        let nlri = Nlris::decode(v4, pid, nlri_raw, nlri_off, "UPDATE NLRI")?;
-        let mut block = attribute::decode_block(attrs, attr_off, ctx)?;
+        let withdrawn = Nlris::decode(
+            v4,
+            pid,
+            Buf::slice_of(&body, 2..wd_end),
+            offset + 2,
+            "UPDATE withdrawn routes",
+        )?;
+        let nlri = Nlris::decode(
+            v4,
+            pid,
+            Buf::slice_of(&body, attr_to..n),
+            offset + attr_to,
+            "UPDATE NLRI",
+        )?;
+        let mut u = Update {
+            withdrawn,
+            attributes: PathAttributes::default(),
+            nlri,
+            mp_reach: None,
+            mp_unreach: None,
+            errors: Vec::new(),
+        };
+        let attr_off = offset + attr_from;
+        let info = attribute::decode_block(&body, attr_from, attr_to, attr_off, ctx, &mut u)?;
 
         // RFC 7606 §3 (d): missing well-known mandatory attributes, when there is NLRI.
         // NEXT_HOP is needed only for the IPv4 NLRI field (RFC 4760 §3).
-        let reach = !nlri.is_empty() || block.mp_reach.is_some();
-        if reach && !block.stopped {
+        let reach = !u.nlri.is_empty() || u.mp_reach.is_some();
+        if reach && !info.stopped {
             let mut required = [tc::ORIGIN, tc::AS_PATH, 0];
-            if !nlri.is_empty() {
+            if !u.nlri.is_empty() {
                 required[2] = tc::NEXT_HOP;
             }
             for code in required.into_iter().filter(|&c| c != 0) {
-                if !block.seen.contains(code) {
-                    block.errors.push(
+                if !info.seen.contains(code) {
+                    u.errors.push(
                         DecodeError::new(
                             ErrorKind::MissingWellKnownAttribute(code),
                             "UPDATE path attributes",
@@ -313,14 +328,7 @@ impl Update {
                 }
             }
         }
-        Ok(Update {
-            withdrawn,
-            attributes: block.attrs,
-            nlri,
-            mp_reach: block.mp_reach,
-            mp_unreach: block.mp_unreach,
-            errors: block.errors,
-        })
+        Ok(u)
     }
 
     /// Appends the body for this session. MP_REACH_NLRI and MP_UNREACH_NLRI come first
@@ -1014,7 +1022,7 @@ mod tests {
             } else if family.is_known() {
                 Nlris::new(family, false, [Nlri::new(p("10.1.0.0/16"))]).unwrap()
             } else {
-                Nlris::decode(family, false, Bytes::from_static(&[9, 9, 9]), 0, "t").unwrap()
+                Nlris::decode(family, false, Buf::copy_from_slice(&[9, 9, 9]), 0, "t").unwrap()
             };
             let u = Update {
                 attributes: PathAttributes {
@@ -1561,9 +1569,11 @@ mod tests {
             let ctx = Context::default();
             let mut out = BytesMut::new();
             a.encode(&ctx, &mut out).unwrap();
-            let d = attribute::decode_block(out.freeze(), 23, &ctx).unwrap();
-            prop_assert!(d.errors.is_empty());
-            prop_assert_eq!(d.attrs, a);
+            let mut u = Update::new();
+            let b = out.freeze();
+            attribute::decode_block(&b, 0, b.len(), 23, &ctx, &mut u).unwrap();
+            prop_assert!(u.errors.is_empty());
+            prop_assert_eq!(u.attributes, a);
         }
 
         #[test]
