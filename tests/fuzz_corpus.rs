@@ -35,3 +35,12 @@ fn round_trip_corpus() {
         bgp_testkit::fuzz::round_trip(&data);
     }
 }
+
+/// Found by `round_trip`: an unknown optional attribute whose unused low flag bits were set
+/// came back from a re-encode without them (RFC 4271 §4.3: they are ignored on receipt).
+#[test]
+fn regression_unknown_attribute_unused_flag_bits() {
+    bgp_testkit::fuzz::round_trip(include_bytes!(
+        "../fuzz/regressions/round_trip-unknown-attribute-unused-flag-bits"
+    ));
+}

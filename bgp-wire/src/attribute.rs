@@ -619,7 +619,9 @@ pub(crate) fn decode_block(
                 ));
             }
             u.attributes.unknown.push(RawAttribute {
-                flags: fl & !EXTENDED_LENGTH,
+                // RFC 4271 §4.3: the low four flag bits are unused and ignored on receipt;
+                // Extended Length is recomputed when encoding.
+                flags: fl & (OPTIONAL | TRANSITIVE | PARTIAL),
                 type_code: code,
                 value: value_bytes(),
             });
