@@ -1026,3 +1026,6 @@ fn retention(reason: &DownReason, neg: &Negotiated) -> Retention {
         Retention::Purge
     }
 }
+
+#[cfg(test)]
+mod tests;
