@@ -8,27 +8,29 @@
 //! and F bits, our deferred End-of-RIB) is in the session, because it concerns what we send.
 //!
 //! ```text
-//!                     session lost, GR negotiated, family in the peer's GR capability,
-//!                     TCP loss, or (N bit both sides) hold timer / NOTIFICATION but not Hard Reset
-//!            +----------------------------------------------------------+
-//!            |                                                          v
-//!       +---------+  restart timer fires, no LLGR: purge         +------------+
-//!       |  Fresh  |<---------------------------------------------|  Retained  |
-//!       +---------+                                              +------------+
-//!        ^  ^  ^  ^                                  restart timer |        | session back,
-//!        |  |  |  |                            fires, LLGR for the |        | F bit set
-//!        |  |  |  |  LLGR stale time fires: purge       family     v        v
-//!        |  |  |  +------------------------------------------ +-----------+  +---------+
-//!        |  |  |                                             | LongLived |->|  Stale  |
-//!        |  |  |   session back, F bit clear or missing,     +-----------+  +---------+
-//!        |  |  |   family not negotiated, no GR: purge       session back,    |
-//!        |  |  +---------------------------------------------- F bit set ------+
-//!        |  |                                                                   |
-//!        |  +-------- End-of-RIB, or stale timer fires: purge ------------------+
-//!        |
-//!        |   BoRR (Established)  +---------+
-//!        +---------------------->| Refresh |  EoRR, or refresh timer fires: purge -> Fresh
-//!                                +---------+
+//!  receiving speaker, one machine per AFI/SAFI
+//!
+//!         session lost, GR applies (*)              restart timer fires, no LLGR
+//!  Fresh -----------------------------> Retained ---------------------------------> Fresh
+//!   |  ^                                  |    \                                    (purge)
+//!   |  |                                  |     \ restart timer fires, LLGR for
+//!   |  |                   session back,  |      \ the family (or no restart time)
+//!   |  |                      F bit set   |       v
+//!   |  |                                  |    LongLived --- LLGR stale time ---> Fresh
+//!   |  |                                  |       |                               (purge)
+//!   |  |                                  v       | session back, F bit set
+//!   |  +--- End-of-RIB or stale timer --- Stale <-+
+//!   |            (purge)
+//!   |  BoRR                  EoRR or refresh timer
+//!   +------> Refresh ----------------------------------> Fresh (purge)
+//!
+//!  session back with the F bit clear, the family not negotiated by both sides, or no GR
+//!  capability in the new OPEN:  Retained / LongLived --> Fresh (purge at once)
+//!
+//!  (*) TCP loss; with the N bit on both sides (RFC 8538) also hold timer expiry and any
+//!      NOTIFICATION except Cease/Hard Reset. The family must be negotiated by both sides and
+//!      listed in the peer's GR capability; Hard Reset, administrative stop and configuration
+//!      change never retain.
 //! ```
 //!
 //! Timing rule: once a family's routes went stale, they stay at most the peer's restart time

@@ -4,7 +4,8 @@
 use std::net::Ipv4Addr;
 
 use bgp_wire::capability::{
-    AddPath, Capability, Fqdn, GracefulRestart, LongLivedGracefulRestart, Role,
+    AddPath, Capability, ExtendedNextHopEntry, Fqdn, GracefulRestart, LongLivedGracefulRestart,
+    Role,
 };
 use bgp_wire::context::{MAX_EXTENDED_MESSAGE_LEN, MAX_MESSAGE_LEN};
 use bgp_wire::{AfiSafi, AfiSafiSet, Asn, Context, Open};
@@ -55,6 +56,9 @@ pub struct Negotiated {
     pub peer_role: Option<Role>,
     /// The peer's hostname and domain, if sent.
     pub peer_fqdn: Option<Fqdn>,
+    /// Extended next hop tuples both sides listed (RFC 8950 §3): NLRI of these families may
+    /// carry next hops of the given address family.
+    pub extended_next_hop: Vec<ExtendedNextHopEntry>,
 }
 
 impl Negotiated {
@@ -105,6 +109,12 @@ impl Negotiated {
                 Capability::Fqdn(f) => Some(f.clone()),
                 _ => None,
             }),
+            extended_next_hop: {
+                let theirs = extended_next_hop(peer);
+                extended_next_hop(local)
+                    .filter(|e| theirs.clone().any(|t| t == *e))
+                    .collect()
+            },
         }
     }
 
@@ -198,6 +208,16 @@ pub fn families(open: &Open) -> AfiSafiSet {
         s.insert(AfiSafi::IPV4_UNICAST);
     }
     s
+}
+
+fn extended_next_hop(open: &Open) -> impl Iterator<Item = ExtendedNextHopEntry> + Clone + '_ {
+    open.capabilities
+        .iter()
+        .filter_map(|c| match c {
+            Capability::ExtendedNextHop(e) => Some(e.entries.iter().copied()),
+            _ => None,
+        })
+        .flatten()
 }
 
 fn add_path(open: &Open) -> Option<&AddPath> {
@@ -342,6 +362,31 @@ mod tests {
         );
         assert!(n.extended_message && !n.route_refresh && !n.enhanced_route_refresh);
         assert_eq!(n.context().max_message_len, 65535);
+    }
+
+    #[test]
+    fn extended_next_hop_needs_both_rfc8950() {
+        use bgp_wire::capability::ExtendedNextHop;
+        let e = |safi| ExtendedNextHopEntry {
+            nlri_afi: Afi::IPV4,
+            nlri_safi: safi,
+            next_hop_afi: Afi::IPV6,
+        };
+        let cap = |v: Vec<ExtendedNextHopEntry>| {
+            Capability::ExtendedNextHop(ExtendedNextHop { entries: v })
+        };
+        let n = Negotiated::new(
+            &open(1, 90, vec![cap(vec![e(1), e(128)])]),
+            &open(2, 90, vec![cap(vec![e(1)])]),
+            None,
+        );
+        assert_eq!(n.extended_next_hop, vec![e(1)]);
+        let n = Negotiated::new(
+            &open(1, 90, vec![cap(vec![e(1)])]),
+            &open(2, 90, vec![]),
+            None,
+        );
+        assert!(n.extended_next_hop.is_empty());
     }
 
     #[test]
