@@ -13,8 +13,8 @@
 //!         session lost, GR applies (*)              restart timer fires, no LLGR
 //!  Fresh -----------------------------> Retained ---------------------------------> Fresh
 //!   |  ^                                  |    \                                    (purge)
-//!   |  |                                  |     \ restart timer fires, LLGR for
-//!   |  |                   session back,  |      \ the family (or no restart time)
+//!   |  |                                  |     \ restart timer fires,
+//!   |  |                   session back,  |      \ LLGR for the family
 //!   |  |                      F bit set   |       v
 //!   |  |                                  |    LongLived --- LLGR stale time ---> Fresh
 //!   |  |                                  |       |                               (purge)
@@ -26,6 +26,8 @@
 //!
 //!  session back with the F bit clear, the family not negotiated by both sides, or no GR
 //!  capability in the new OPEN:  Retained / LongLived --> Fresh (purge at once)
+//!
+//!  session lost, LLGR for the family but no GR restart time for it:  Fresh --> LongLived
 //!
 //!  (*) TCP loss; with the N bit on both sides (RFC 8538) also hold timer expiry and any
 //!      NOTIFICATION except Cease/Hard Reset. The family must be negotiated by both sides and

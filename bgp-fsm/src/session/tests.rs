@@ -1402,3 +1402,96 @@ fn down_reason_code_subcode() {
     );
     assert_eq!(DownReason::TcpError.code_subcode(), None);
 }
+
+#[test]
+fn our_open_carries_what_is_configured() {
+    let mut c = cfg();
+    c.families = vec![V4, V6, AfiSafi::new(bgp_wire::Afi(25), bgp_wire::Safi(70))];
+    c.add_path = vec![bgp_wire::capability::AddPathFamily {
+        afi_safi: V4,
+        mode: bgp_wire::capability::AddPathMode::Both,
+    }];
+    c.role = Some(Role::Provider);
+    c.fqdn = Some(bgp_wire::capability::Fqdn::new("r1", "lab"));
+    c.graceful_restart.llgr_stale_time = Some(3600);
+    let o = session_with(c.clone()).build_open();
+    for code in [
+        cap_code::MULTIPROTOCOL,
+        cap_code::ROUTE_REFRESH,
+        cap_code::ENHANCED_ROUTE_REFRESH,
+        cap_code::EXTENDED_MESSAGE,
+        cap_code::ADD_PATH,
+        cap_code::ROLE,
+        cap_code::GRACEFUL_RESTART,
+        cap_code::LONG_LIVED_GRACEFUL_RESTART,
+        cap_code::FOUR_OCTET_AS,
+        cap_code::FQDN,
+    ] {
+        assert!(o.has_capability(code), "{code}");
+    }
+    // Unknown families are advertised but get no GR entry.
+    let Some(Capability::GracefulRestart(gr)) = o
+        .capabilities
+        .iter()
+        .find(|c| c.code() == cap_code::GRACEFUL_RESTART)
+    else {
+        panic!()
+    };
+    assert_eq!(gr.families.len(), 2);
+    assert!(!gr.restart_state() && gr.notification());
+    // The OPEN encodes.
+    assert!(Message::Open(o).to_bytes(&Context::default()).is_ok());
+    // No role on iBGP (RFC 9234 §4.2).
+    c.peer_asn = Some(c.local_asn);
+    assert!(!session_with(c).build_open().has_capability(cap_code::ROLE));
+}
+
+#[test]
+fn open_and_keepalive_in_one_read_go_established() {
+    let mut s = open_sent();
+    let ctx = Context::default();
+    let mut b = BytesMut::new();
+    Message::Open(peer_open()).encode(&ctx, &mut b).unwrap();
+    Message::Keepalive.encode(&ctx, &mut b).unwrap();
+    let a = s.handle(t(2), Input::Bytes(b.freeze()));
+    assert!(matches!(
+        a[..],
+        [Action::Send(Message::Keepalive), Action::Established(_)]
+    ));
+    assert_eq!(name(&s), "Established");
+}
+
+#[test]
+fn bytes_after_a_fatal_error_are_dropped() {
+    let mut s = established();
+    let mut b = vec![0u8; 16];
+    b.extend_from_slice(&[0, 19, 4]);
+    b.extend_from_slice(&Message::Keepalive.to_bytes(&Context::default()).unwrap());
+    let a = s.handle(t(5), Input::Bytes(Bytes::from(b)));
+    assert_eq!(sent(&a).len(), 1);
+    assert_eq!(notification(&a), Some((1, 1)));
+    assert_eq!(name(&s), "Idle");
+}
+
+#[test]
+fn rfc7313_5_route_refresh_of_wrong_length_sends_notification_with_the_message() {
+    let mut s = established();
+    let mut b = vec![0xff; 16];
+    b.extend_from_slice(&[0, 24, 5, 0, 1, 0, 1, 0]);
+    let a = s.handle(t(5), Input::Bytes(Bytes::from(b.clone())));
+    let [Action::Send(Message::Notification(n)), ..] = &a[..] else {
+        panic!("{a:?}")
+    };
+    assert_eq!((n.code, n.subcode), (7, 1));
+    assert_eq!(&n.data[..], &b[..]);
+    assert_eq!(name(&s), "Idle");
+}
+
+#[test]
+fn established_messages_use_the_negotiated_context() {
+    let s = established();
+    let n = s.negotiated().unwrap();
+    assert_eq!(*s.context(), n.context());
+    // We offered extended messages, the peer did not: 4096.
+    assert_eq!(s.context().max_message_len, 4096);
+}
