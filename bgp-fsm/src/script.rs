@@ -147,10 +147,8 @@ impl Runner {
                 }
                 Action::RetainStale(f) => {
                     retained.insert(*f);
-                    if let Some(slot) = f.index().and_then(|i| self.stale_since.get_mut(i))
-                        && slot.is_none()
-                    {
-                        *slot = Some(self.now);
+                    if let Some(slot) = f.index().and_then(|i| self.stale_since.get_mut(i)) {
+                        slot.get_or_insert(self.now);
                     }
                 }
                 Action::MarkLlgrStale(_) => {}
@@ -161,10 +159,8 @@ impl Runner {
                 }
                 Action::SessionDown(_) => {
                     // Everything not retained just before goes with the session.
-                    for f in AfiSafi::KNOWN {
-                        if !retained.contains(f)
-                            && let Some(slot) = f.index().and_then(|i| self.stale_since.get_mut(i))
-                        {
+                    for (f, slot) in AfiSafi::KNOWN.iter().zip(self.stale_since.iter_mut()) {
+                        if !retained.contains(*f) {
                             *slot = None;
                         }
                     }
@@ -243,9 +239,7 @@ impl Runner {
                 + g.stale_time
                 + g.refresh_stale_time;
             for (f, since) in AfiSafi::KNOWN.iter().zip(self.stale_since) {
-                if let Some(since) = since
-                    && self.now > since + bound
-                {
+                if let Some(since) = since.filter(|s| self.now > *s + bound) {
                     return Err(self.violation(format!(
                         "{f} stale since {since:?}, still stale at {:?}",
                         self.now

@@ -449,10 +449,12 @@ impl Session {
                 }
             }
             Input::RefreshDone(f) => {
-                if let State::Established(e) = &self.state
-                    && e.negotiated.enhanced_route_refresh
-                    && e.negotiated.families.contains(f)
-                {
+                let due = self.negotiated().is_some_and(|n| {
+                    self.state.is_established()
+                        && n.enhanced_route_refresh
+                        && n.families.contains(f)
+                });
+                if due {
                     let m = Message::RouteRefresh(RouteRefresh::eorr(f));
                     self.send(now, m, &mut out);
                 }
