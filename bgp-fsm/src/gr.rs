@@ -166,15 +166,20 @@ impl GrMachine {
                 continue;
             }
             if gr_families.contains(f) && !restart.is_zero() {
-                // A second restart keeps the first moment the routes went stale.
-                let since = match s.phase {
-                    Phase::Retained | Phase::Stale | Phase::Refresh => s.since.unwrap_or(now),
-                    _ => now,
+                // A second restart keeps the first moment the routes went stale (routes that
+                // came back from long-lived staleness start over: RFC 9494 gave them a life
+                // of their own).
+                let carried = match s.phase {
+                    Phase::Retained | Phase::Stale if s.cap.is_some() => s.since,
+                    Phase::Refresh => s.since,
+                    _ => None,
                 };
+                let since = carried.unwrap_or(now);
                 let cap = since + restart + cfg.stale_time;
                 *s = FamilyState {
                     phase: Phase::Retained,
-                    deadline: Some((now + restart).min(cap)),
+                    // Routes already past their life go at once (never a deadline in the past).
+                    deadline: Some((now + restart).min(cap).max(now)),
                     since: Some(since),
                     cap: Some(cap),
                     llgr,
@@ -593,6 +598,38 @@ mod tests {
         // Back with the LLGR F bit: stale until End-of-RIB.
         assert!(up(&mut g, 50, &n).is_empty());
         assert_eq!(g.phase(V4), Phase::Stale);
+    }
+
+    #[test]
+    fn rfc9494_second_loss_after_llgr_starts_a_new_stale_life() {
+        // Found by the proptest: LLGR, back, lost again long after the first loss.
+        let n = neg(
+            vec![llgr_cap(&[V4], 1000)],
+            vec![gr_cap(100, &[(V4, true)]), llgr_cap(&[V4], 500)],
+        );
+        let mut g = GrMachine::default();
+        let _ = down(&mut g, 0, &n);
+        assert_eq!(tick(&mut g, 100), vec![Action::MarkLlgrStale(V4)]);
+        assert!(up(&mut g, 550, &n).is_empty());
+        assert_eq!(g.phase(V4), Phase::Stale);
+        assert_eq!(down(&mut g, 560, &n), vec![Action::RetainStale(V4)]);
+        assert_eq!(g.stale_since(V4), Some(t(560)));
+        assert_eq!(g.deadline(V4), Some(t(660)));
+    }
+
+    #[test]
+    fn refresh_stale_routes_past_their_life_go_at_once_on_loss() {
+        let cfg = GracefulRestartConfig {
+            refresh_stale_time: Duration::from_secs(1000),
+            ..GracefulRestartConfig::default()
+        };
+        let n = neg(vec![], vec![gr_cap(100, &[(V4, true)])]);
+        let mut g = GrMachine::default();
+        let mut out = vec![];
+        g.begin_refresh(t(0), V4, &cfg, &mut out);
+        g.session_down(t(900), &n, &cfg, Retention::Retain, &mut out);
+        assert_eq!(g.deadline(V4), Some(t(900)));
+        assert_eq!(tick(&mut g, 900), vec![Action::PurgeStale(V4)]);
     }
 
     #[test]

@@ -264,22 +264,37 @@ impl Pair {
     /// Process restart of A: a fresh session with the R bit and the given F bits; the
     /// connection drops under B.
     fn restart_a(&mut self, forwarding: AfiSafiSet) {
-        let cfg = self.a.config().clone();
-        self.a = Session::new(cfg);
-        self.rib_a = Default::default();
+        self.restart(Side::A, forwarding);
+    }
+
+    /// Process restart of one side.
+    fn restart(&mut self, side: Side, forwarding: AfiSafiSet) {
+        let cfg = self.session(side).config().clone();
+        *self.session(side) = Session::new(cfg);
+        *self.rib(side) = Default::default();
         if self.connected {
+            // Only the survivor sees the connection break.
             self.connected = false;
-            self.work.push_back((Side::B, Input::TcpFails));
+            self.work.push_back((side.other(), Input::TcpFails));
         }
         self.work.push_back((
-            Side::A,
+            side,
             Input::RestartState {
                 restarting: true,
                 forwarding,
             },
         ));
-        self.work.push_back((Side::A, Input::ManualStart));
+        self.work.push_back((side, Input::ManualStart));
         self.pump();
+    }
+
+    /// The connection breaks under both sides.
+    fn drop_connection(&mut self) {
+        if self.connected {
+            self.connected = false;
+            self.work.push_back((Side::A, Input::TcpFails));
+            self.work.push_back((Side::B, Input::TcpFails));
+        }
     }
 }
 
@@ -487,4 +502,81 @@ fn pair_rfc9494_llgr_after_restart_timer() {
     );
     p.run_for(Duration::from_secs(1000));
     assert!(p.rib_b.iter().all(|r| !r.present));
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Restart(bool, u8),
+    Flap,
+    BlackHole(bool),
+    HardReset(bool),
+    StopStart(bool),
+    Refresh(bool, bool),
+    Advance(u16),
+}
+
+fn side(a: bool) -> Side {
+    if a { Side::A } else { Side::B }
+}
+
+fn fams(bits: u8) -> AfiSafiSet {
+    [V4, V6]
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| bits & (1 << i) != 0)
+        .map(|(_, f)| f)
+        .collect()
+}
+
+fn arb_op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (any::<bool>(), any::<u8>()).prop_map(|(a, b)| Op::Restart(a, b)),
+        Just(Op::Flap),
+        any::<bool>().prop_map(Op::BlackHole),
+        any::<bool>().prop_map(Op::HardReset),
+        any::<bool>().prop_map(Op::StopStart),
+        (any::<bool>(), any::<bool>()).prop_map(|(a, b)| Op::Refresh(a, b)),
+        (0u16..400).prop_map(Op::Advance),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+    /// Whatever happens, once the network heals the pair comes back, and no route stays
+    /// stale: every stale family is purged or refreshed by End-of-RIB or the stale timer.
+    #[test]
+    fn pair_recovers_from_any_sequence(ops in proptest::collection::vec(arb_op(), 0..25)) {
+        let mut p = established_pair();
+        for op in ops {
+            match op {
+                Op::Restart(a, f) => p.restart(side(a), fams(f)),
+                Op::Flap => {
+                    p.drop_connection();
+                    p.pump();
+                }
+                Op::BlackHole(on) => p.black_hole = on,
+                Op::HardReset(a) => p.input(side(a), Input::HardReset),
+                Op::StopStart(a) => {
+                    p.input(side(a), Input::ManualStop);
+                    p.input(side(a), Input::ManualStart);
+                }
+                Op::Refresh(a, v6) => {
+                    p.input(side(a), Input::RequestRouteRefresh(if v6 { V6 } else { V4 }))
+                }
+                Op::Advance(s) => p.run_for(Duration::from_secs(u64::from(s))),
+            }
+        }
+        p.black_hole = false;
+        // Heal: a black-holed connection dies by its hold timer; then both reconnect.
+        p.run_for(Duration::from_secs(1200));
+        proptest::prop_assert!(
+            p.both_established(),
+            "{} {}", p.a.state().name(), p.b.state().name()
+        );
+        proptest::prop_assert!(p.rib_a.iter().all(|r| r.present && !r.stale), "{:?}", p.rib_a);
+        proptest::prop_assert!(p.rib_b.iter().all(|r| r.present && !r.stale), "{:?}", p.rib_b);
+        proptest::prop_assert!(p.a.graceful_restart().stale_families().is_empty());
+    }
 }
