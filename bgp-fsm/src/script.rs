@@ -31,6 +31,7 @@ use crate::timer::Timer;
 
 /// One step of a script.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // test scripts: size does not matter, clarity does
 pub enum Step {
     /// Feed an input at the current time.
     Input(Input),
