@@ -21,7 +21,13 @@
 //! ```
 //!
 //! What the OPENs negotiated is one [`Negotiated`] value, which also yields the wire
-//! [`bgp_wire::Context`]. The graceful-restart machine is documented in [`gr`].
+//! [`bgp_wire::Context`]. The graceful-restart machine is documented in [`gr`], the choices
+//! left open by RFC 4271 in [`session`].
+//!
+//! Time is a [`Time`]: a `Duration` since an epoch the driver picks, so that a session is
+//! plain data and tests need no clock. The [`script`] module drives a session through a
+//! sequence of steps on a virtual clock and checks its invariants; its [`script::fuzz`] is
+//! the body of the FSM fuzz target.
 
 #![cfg_attr(
     not(test),

@@ -974,8 +974,8 @@ impl Session {
             }
             (Timer::DelayOpen, State::Connect | State::Active) => self.send_open(now, out),
             (Timer::IdleHold, State::Idle) if self.started && self.config.allow_automatic_start => {
-                let passive = self.config.passive;
-                self.start(now, passive, out);
+                // Restart the way the session was last started (passive or not).
+                self.start(now, self.passive, out);
             }
             (Timer::Hold, State::OpenSent(_) | State::OpenConfirm(_) | State::Established(_)) => {
                 let n = Notification::new(code::HOLD_TIMER_EXPIRED, 0);

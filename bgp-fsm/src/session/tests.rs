@@ -1495,3 +1495,17 @@ fn established_messages_use_the_negotiated_context() {
     // We offered extended messages, the peer did not: 4096.
     assert_eq!(s.context().max_message_len, 4096);
 }
+
+#[test]
+fn idle_idle_hold_expires_restarts_passive_when_started_passive() {
+    let mut s = session_with(cfg());
+    let _ = s.handle(t(0), Input::AutomaticStart { passive: true });
+    let _ = s.handle(t(1), Input::TcpConnectionConfirmed);
+    let _ = s.handle(t(2), Input::TcpFails);
+    assert_eq!(name(&s), "Active");
+    let _ = s.handle(t(3), msg(Message::Keepalive));
+    assert_eq!(name(&s), "Idle");
+    let at = s.poll_timeout().unwrap();
+    assert!(s.handle_timeout(at).is_empty());
+    assert_eq!(name(&s), "Active");
+}
