@@ -9,4 +9,6 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod config;
+
 pub use bgp_wire as wire;
