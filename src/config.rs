@@ -617,6 +617,14 @@ peers = ["127.0.0.2"]
     }
 
     #[test]
+    fn the_annotated_example_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/speaker.toml");
+        let c = Config::from_file(&path).unwrap();
+        assert_eq!(c.peers.len(), 1);
+        assert_eq!(c.announcements.len(), 2);
+    }
+
+    #[test]
     fn default_restart_state_file_is_stable() {
         let c = Config::from_toml(OK, "t.toml").unwrap();
         let f = c.global.default_restart_state_file();
