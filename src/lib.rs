@@ -10,5 +10,6 @@
 )]
 
 pub mod config;
+pub mod restart_state;
 
 pub use bgp_wire as wire;
