@@ -10,6 +10,8 @@
 )]
 
 pub mod config;
+pub mod metrics;
 pub mod restart_state;
+pub mod snapshot;
 
 pub use bgp_wire as wire;
