@@ -4,9 +4,9 @@
 //! bgpload inject  --target ADDR[:PORT] --local ADDR[:PORT] --asn N --peer-asn N
 //!                 [--ipv4 N] [--ipv6 N] [--attr-sets N] [--seed S] [--slice I/N]
 //!                 [--hold-time S] [--timeout S] [--go-file PATH] [--duration S]
-//!                 [--graceful-restart] [--churn RATE --churn-secs N] [--active]
+//!                 [--graceful-restart] [--churn RATE --churn-secs N [--churn-go-file PATH]] [--active]
 //! bgpload monitor --target ADDR[:PORT] --local ADDR[:PORT] --asn N --peer-asn N --expect N
-//!                 [--timeout S] [--watch-secs S] [--hold-time S] [--active]
+//!                 [--timeout S] [--watch-secs S [--stop-file PATH]] [--hold-time S] [--active]
 //! ```
 //!
 //! Both peer with one target over TCP on loopback, do the OPEN exchange with bgp-wire and
@@ -16,15 +16,15 @@
 //!   `--ipv4/--ipv6/--attr-sets/--seed` change it, with the first AS of every path set to
 //!   `--asn`), encodes it, waits for Established (and for `--go-file` to exist, if given), then
 //!   streams the table and the End-of-RIB markers, optionally churns (`--churn RATE` prefix
-//!   changes per second for `--churn-secs`), prints its report, and keeps the session up with
-//!   keepalives until `--duration` ends (default one hour) or it is killed. `--slice I/N` sends
-//!   only every N-th prefix starting at I, so that N injectors with the same seed send disjoint
-//!   parts of one table. `--graceful-restart` sets the R bit in the Graceful Restart capability
+//!   changes per second for `--churn-secs`, once `--churn-go-file` exists if given), prints
+//!   its report, and keeps the session up with keepalives until `--duration` ends (default one
+//!   hour) or it is killed. `--slice I/N` sends only every N-th prefix starting at I, so that N
+//!   injectors with the same seed send disjoint parts of one table. `--graceful-restart` sets the R bit in the Graceful Restart capability
 //!   (a restarted speaker re-sending its table, RFC 4724).
 //! - `monitor` decodes every UPDATE (ADD-PATH off), tracks the prefixes it holds, and records
 //!   the unix time (ns) when it first held `--expect` prefixes; it then exits, or keeps
 //!   watching for `--watch-secs` (withdrawals and per-second counts, for the graceful restart
-//!   and churn scenarios).
+//!   and churn scenarios), or until `--stop-file` exists.
 //!
 //! Connections: by default the tool listens on `--local` (port 179 unless given) and accepts
 //! one connection from the `--target` address: the daemon is configured to connect to it.
@@ -67,9 +67,9 @@ const USAGE: &str = "usage:
   bgpload inject  --target ADDR[:PORT] --local ADDR[:PORT] --asn N --peer-asn N
                   [--ipv4 N] [--ipv6 N] [--attr-sets N] [--seed S] [--slice I/N]
                   [--hold-time S] [--timeout S] [--go-file PATH] [--duration S]
-                  [--graceful-restart] [--churn RATE --churn-secs N] [--active]
+                  [--graceful-restart] [--churn RATE --churn-secs N [--churn-go-file PATH]] [--active]
   bgpload monitor --target ADDR[:PORT] --local ADDR[:PORT] --asn N --peer-asn N --expect N
-                  [--timeout S] [--watch-secs S] [--hold-time S] [--active]
+                  [--timeout S] [--watch-secs S [--stop-file PATH]] [--hold-time S] [--active]
   (--listen ADDR is the same as --local ADDR)";
 
 /// Restart time advertised in the Graceful Restart capability, seconds.
@@ -235,6 +235,8 @@ struct InjectOpts {
     /// `(i, n)`: send only prefixes whose index in the table is `i` modulo `n`.
     slice: (usize, usize),
     go_file: Option<PathBuf>,
+    /// Churn starts when this file exists (after convergence, say).
+    churn_go_file: Option<PathBuf>,
     duration: Duration,
     churn_rate: u64,
     churn_secs: u64,
@@ -250,6 +252,7 @@ impl InjectOpts {
             "--seed",
             "--slice",
             "--go-file",
+            "--churn-go-file",
             "--duration",
             "--churn",
             "--churn-secs",
@@ -283,6 +286,7 @@ impl InjectOpts {
             spec,
             slice,
             go_file: a.get("--go-file").map(PathBuf::from),
+            churn_go_file: a.get("--churn-go-file").map(PathBuf::from),
             duration: Duration::from_secs(a.num("--duration", Some(3600))?),
             churn_rate,
             churn_secs,
@@ -295,12 +299,14 @@ struct MonitorOpts {
     peer: PeerOpts,
     expect: usize,
     watch: Duration,
+    /// Ends the watch phase early once this file exists.
+    stop_file: Option<PathBuf>,
 }
 
 impl MonitorOpts {
     fn from_args(a: &Args) -> Result<MonitorOpts> {
         let mut keys = PEER_KEYS.to_vec();
-        keys.extend(["--expect", "--watch-secs"]);
+        keys.extend(["--expect", "--watch-secs", "--stop-file"]);
         a.check_known(&keys)?;
         let expect: usize = a.num("--expect", None)?;
         if expect == 0 {
@@ -310,6 +316,7 @@ impl MonitorOpts {
             peer: PeerOpts::from_args(a)?,
             expect,
             watch: Duration::from_secs(a.num("--watch-secs", Some(0))?),
+            stop_file: a.get("--stop-file").map(PathBuf::from),
         })
     }
 }
@@ -805,17 +812,7 @@ fn inject_work(
     table: &Table,
     stream: &[u8],
 ) -> Result<Value> {
-    if let Some(go) = &o.go_file {
-        let deadline = Instant::now() + o.peer.timeout;
-        while !go.exists() {
-            shared.check()?;
-            ka.due(w, ctx)?;
-            if Instant::now() >= deadline {
-                return Err(format!("{} did not appear in time", go.display()).into());
-            }
-            thread::sleep(TICK / 2);
-        }
-    }
+    wait_for_file(o.go_file.as_ref(), o.peer.timeout, w, ctx, ka, shared)?;
     shared.check()?;
     let first_update_ns = now_ns();
     let t = Instant::now();
@@ -840,6 +837,7 @@ fn inject_work(
         "send_secs": send_secs,
     });
     if o.churn_rate > 0 && o.churn_secs > 0 {
+        wait_for_file(o.churn_go_file.as_ref(), o.peer.timeout, w, ctx, ka, shared)?;
         let churn = churn(o, w, ctx, ka, shared, table)?;
         if let Value::Object(m) = &mut report {
             m.insert("churn".into(), churn);
@@ -849,6 +847,30 @@ fn inject_work(
         m.insert("keepalives_sent".into(), json!(ka.sent));
     }
     Ok(report)
+}
+
+/// Waits (bounded) until `file` exists, keeping the session up; no file, no wait.
+fn wait_for_file(
+    file: Option<&PathBuf>,
+    timeout: Duration,
+    w: &mut TcpStream,
+    ctx: &Context,
+    ka: &mut Keepalives,
+    shared: &Shared,
+) -> Result<()> {
+    let Some(file) = file else {
+        return Ok(());
+    };
+    let deadline = Instant::now() + timeout;
+    while !file.exists() {
+        shared.check()?;
+        ka.due(w, ctx)?;
+        if Instant::now() >= deadline {
+            return Err(format!("{} did not appear in time", file.display()).into());
+        }
+        thread::sleep(TICK / 2);
+    }
+    Ok(())
 }
 
 /// Writes back-to-back messages in chunks cut at message boundaries, with keepalives in
@@ -908,6 +930,7 @@ fn churn(
     let mut cursor = 0usize;
     let mut per_second = Vec::new();
     let start_ns = now_ns();
+    let mut last_batch_ns = start_ns;
     let start = Instant::now();
     for sec in 0..o.churn_secs {
         let (mut ann, mut wd, mut updates) = (0u64, 0u64, 0u64);
@@ -959,6 +982,7 @@ fn churn(
                     as u64;
             }
             send_stream(w, ctx, ka, shared, &out)?;
+            last_batch_ns = now_ns();
             // Pace: batch b+1 of second `sec` is due at (sec + (b+1)/10) seconds.
             let due = Duration::from_millis(sec * 1000 + (b + 1) * 1000 / batches_per_sec);
             while start.elapsed() < due {
@@ -974,6 +998,7 @@ fn churn(
         "secs": o.churn_secs,
         "start_ns": start_ns,
         "end_ns": now_ns(),
+        "last_batch_ns": last_batch_ns,
         "per_second": per_second,
     }))
 }
@@ -1047,10 +1072,15 @@ fn monitor(o: &MonitorOpts, endpoint: Endpoint) -> Result<Value> {
     let mut treat_as_withdraw = 0u64;
     let mut last_rx = Instant::now();
     let mut error = None;
+    let mut stopped_by_file = false;
     loop {
         let now = Instant::now();
         if let Some(at) = full_at {
             if now >= at + o.watch {
+                break;
+            }
+            if o.stop_file.as_ref().is_some_and(|f| f.exists()) {
+                stopped_by_file = true;
                 break;
             }
         } else if now >= deadline {
@@ -1170,6 +1200,7 @@ fn monitor(o: &MonitorOpts, endpoint: Endpoint) -> Result<Value> {
         "last_update_ns": last_update_ns,
         "end_of_rib_ns": eor.iter().map(|(f, t)| json!({"family": f, "ns": t})).collect::<Vec<_>>(),
         "watch_secs": o.watch.as_secs(),
+        "stopped_by_file": stopped_by_file,
         "after_full": after_full.json(),
         "per_second_after_full": per_second.iter().map(Counts::json).collect::<Vec<_>>(),
         "bytes_received": s.rx.bytes,
@@ -1256,6 +1287,7 @@ mod tests {
             peer: peer(65001, 65101, SocketAddr::from(([127, 0, 0, 1], 179))),
             expect: 3500,
             watch: Duration::ZERO,
+            stop_file: None,
         };
         let monitor_thread =
             thread::spawn(move || monitor(&mon, Endpoint::Listen(listener, addr.ip())).unwrap());
@@ -1267,6 +1299,7 @@ mod tests {
             spec,
             slice: (0, 1),
             go_file: None,
+            churn_go_file: None,
             duration: Duration::from_secs(1),
             churn_rate: 0,
             churn_secs: 0,

@@ -9,13 +9,20 @@
 # RSS (VmHWM) and the settled RSS, and stops exactly what it started, by PID.
 #
 # Usage: sudo benches/e2e/run.sh [--reps N] [--size small|bar|full] [--targets bird,gobgp,frr]
-#                                [--scenarios 1,2,3] [--out DIR] [--settle SECS]
+#                                [--scenarios 1,2,3,4,5] [--out DIR] [--settle SECS]
+#                                [--churn-rate N] [--churn-secs N]
 #   --size small  10,000 IPv4 prefixes in 2,000 attribute sets (smoke test, seconds)
 #   --size bar    1,000,000 IPv4 prefixes in 200,000 attribute sets, no IPv6 (issue 8's bar; default)
 #   --size full   TableSpec::full(): 1,000,000 IPv4 + 200,000 IPv6 prefixes, 360,000 sets
 #   --scenarios   1: one injector, one monitor; 2: one injector, 10 monitors;
-#                 3: 10 injectors with disjoint tenths of the table, one monitor
+#                 3: 10 injectors with disjoint tenths of the table, one monitor;
+#                 4: churn: after convergence, --churn-rate prefix changes per second (10,000)
+#                    for --churn-secs (60): the monitor's lag after the last change, target CPU;
+#                 5: graceful restart of the injector (SIGKILL, restart with the R bit and the
+#                    same table): time from its End-of-RIB until the target's CPU time stops
+#                    moving for 2 s, and the withdrawals the monitor saw (should be zero)
 #   --targets     bird, gobgp, frr, speaker (speaker: our CLI, not built yet: skipped)
+#   --summarize F print the tables of a results.jsonl kept with --out (with the --size it ran at)
 #
 # Must run as root (port 179). Uses 127.0.8.0/24 only: targets .1-.4, injectors .101-.110,
 # monitors .201-.210. Prints one markdown table per scenario on stdout; progress on stderr.
@@ -23,7 +30,7 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/../.." && pwd)"
+REPO="${E2E_REPO:-$(cd "$HERE/../.." && pwd)}"   # E2E_REPO: when running a copy of this script
 
 REPS=3
 SIZE=bar
@@ -31,6 +38,10 @@ TARGETS=bird,gobgp,frr
 SCENARIOS=1
 OUT=""
 SETTLE=3
+CHURN_RATE=10000
+CHURN_SECS=""
+GR=0
+SUMMARIZE=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --reps) REPS="$2"; shift 2 ;;
@@ -39,7 +50,10 @@ while [ $# -gt 0 ]; do
         --scenarios) SCENARIOS="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
         --settle) SETTLE="$2"; shift 2 ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        --churn-rate) CHURN_RATE="$2"; shift 2 ;;
+        --churn-secs) CHURN_SECS="$2"; shift 2 ;;
+        --summarize) SUMMARIZE="$2"; shift 2 ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -51,6 +65,7 @@ case "$SIZE" in
     *) echo "--size small|bar|full" >&2; exit 2 ;;
 esac
 EXPECT=$((IPV4 + IPV6))
+[ -n "$CHURN_SECS" ] || { CHURN_SECS=60; [ "$SIZE" = small ] && CHURN_SECS=10; }
 SEED=24301
 
 BGPD=/usr/lib/frr/bgpd
@@ -179,6 +194,7 @@ target_start_bird() {
         echo "  multihop 2;"
         echo "  strict bind yes;"
         echo "  connect delay time 1; connect retry time 1; error wait time 1, 5;"
+        # graceful restart: BIRD's default "aware" is the helper (receiving speaker) role.
         echo "  ipv4 { import all; export all; igp table igp4; };"
         echo "  ipv6 { import all; export all; igp table igp6; };"
         echo "}"
@@ -214,10 +230,19 @@ target_start_gobgp() {
             echo "  [neighbors.ebgp-multihop.config]"
             echo "    enabled = true"
             echo "    multihop-ttl = 2"
+            if [ "$GR" = 1 ]; then   # graceful restart is off by default in GoBGP
+                echo "  [neighbors.graceful-restart.config]"
+                echo "    enabled = true"
+                echo "    restart-time = 120"
+            fi
             for fam in ipv4-unicast ipv6-unicast; do
                 echo "  [[neighbors.afi-safis]]"
                 echo "    [neighbors.afi-safis.config]"
                 echo "      afi-safi-name = \"$fam\""
+                if [ "$GR" = 1 ]; then
+                    echo "    [neighbors.afi-safis.mp-graceful-restart.config]"
+                    echo "      enabled = true"
+                fi
             done
         done
     } > "$dir/gobgpd.toml"
@@ -239,6 +264,8 @@ target_start_frr() {
         echo " bgp router-id 10.0.8.3"
         echo " no bgp ebgp-requires-policy"
         echo " no bgp default ipv4-unicast"
+        # FRR 8.4 is a graceful restart helper by default; scenario 5 turns on the full mode.
+        [ "$GR" = 1 ] && echo " bgp graceful-restart"
         peer_list "$4" "$5" | while read -r a p; do
             echo " neighbor $a remote-as $p"
             echo " neighbor $a update-source $addr"
@@ -282,11 +309,61 @@ all_established() {  # all_established DIR N_INJ N_MON
     for i in $(seq 1 "$3"); do grep -q established "$1/mon$i.err" || return 1; done
 }
 
+# wait_json FILE SECONDS: wait (bounded) until a tool printed its report into FILE.
+wait_json() { wait_until "$2" "report in $1" test -s "$1"; }
+
+# Scenario 4, after convergence: the injector churns CHURN_RATE prefixes per second for
+# CHURN_SECS; the monitor keeps watching. Sets extra=(churn_cpu_ticks=...).
+churn_phase() {
+    local dir="$1" c0 c1
+    c0="$(cpu_ticks "$TARGET_PID")"
+    touch "$dir/churn-go"
+    wait_json "$dir/inj1.json" $((CHURN_SECS + 120)) || log "injector did not finish churning"
+    wait_exit "${mon_pids[0]}" 60   # the monitor watches CHURN_SECS + 30 s after converging
+    c1="$(cpu_ticks "$TARGET_PID" 2>/dev/null || echo "$c0")"
+    extra+=("churn_cpu_ticks=$((c1 - c0))")
+}
+
+# Scenario 5, after convergence: kill the injector (no NOTIFICATION: the target, a graceful
+# restart helper, keeps its routes as stale), start it again with the R bit and the same table,
+# wait until the target's CPU time stops moving for 2 s ("stable"), then let the monitor go.
+# Sets extra=(stable_ns=... gr_cpu_ticks=...).
+restart_phase() {
+    local dir="$1" addr="$2" asn="$3" c0 c prev t_changed n=0
+    sleep 1
+    log "graceful restart: SIGKILL injector (pid ${inj_pids[0]})"
+    kill -KILL "${inj_pids[0]}" 2>/dev/null || true
+    stop_pid "${inj_pids[0]}"
+    c0="$(cpu_ticks "$TARGET_PID")"
+    "$LOAD" inject --target "$addr" --local "$(inj_addr 1)" --asn "$(inj_asn 1)" \
+        --peer-asn "$asn" --ipv4 "$IPV4" --ipv6 "$IPV6" --attr-sets "$SETS" --seed "$SEED" \
+        --graceful-restart --timeout "$TIMEOUT" --duration "$TIMEOUT" \
+        >"$dir/inj1-restarted.json" 2>"$dir/inj1-restarted.err" &
+    inj_pids=($!); STARTED_PIDS+=($!)
+    wait_json "$dir/inj1-restarted.json" "$TIMEOUT" || log "restarted injector did not send its table"
+    prev="$(cpu_ticks "$TARGET_PID")"; t_changed="$(date +%s%N)"
+    while [ $n -lt $((TIMEOUT * 5)) ]; do
+        sleep 0.2; n=$((n + 1))
+        c="$(cpu_ticks "$TARGET_PID" 2>/dev/null || echo "$prev")"
+        if [ "$c" != "$prev" ]; then prev="$c"; t_changed="$(date +%s%N)"; continue; fi
+        [ $(( $(date +%s%N) - t_changed )) -ge 2000000000 ] && break
+    done
+    extra+=("stable_ns=$t_changed" "gr_cpu_ticks=$((prev - c0))")
+    touch "$dir/stop"
+    wait_exit "${mon_pids[0]}" 10
+}
+
 # run_once TARGET SCENARIO REP N_INJ N_MON: appends one JSON line to $RESULTS.
 run_once() {
     local target="$1" scenario="$2" rep="$3" ninj="$4" nmon="$5"
     local dir="$WORK/$target-s$scenario-r$rep" addr="${TARGET_ADDR[$target]}" asn="${TARGET_ASN[$target]}"
     local i rc=0 mon_pids=() inj_pids=() slice
+    local mon_watch=$((SETTLE + 2)) mon_extra=() inj_extra=() extra=()
+    case "$scenario" in
+        4) inj_extra=(--churn "$CHURN_RATE" --churn-secs "$CHURN_SECS" --churn-go-file "$dir/churn-go")
+           mon_watch=$((CHURN_SECS + 30)) ;;
+        5) mon_watch="$TIMEOUT"; mon_extra=(--stop-file "$dir/stop") ;;
+    esac
     mkdir -p "$dir"; chmod 755 "$dir"
     TARGET_PID=""
     "target_start_$target" "$dir" "$addr" "$asn" "$ninj" "$nmon" || rc=$?
@@ -300,7 +377,7 @@ run_once() {
     log "$target (pid $TARGET_PID) scenario $scenario rep $rep: $ninj injector(s), $nmon monitor(s), $EXPECT prefixes"
     for i in $(seq 1 "$nmon"); do
         "$LOAD" monitor --target "$addr" --local "$(mon_addr "$i")" --asn "$(mon_asn "$i")" \
-            --peer-asn "$asn" --expect "$EXPECT" --timeout "$TIMEOUT" --watch-secs "$((SETTLE + 2))" \
+            --peer-asn "$asn" --expect "$EXPECT" --timeout "$TIMEOUT" --watch-secs "$mon_watch" "${mon_extra[@]}" \
             >"$dir/mon$i.json" 2>"$dir/mon$i.err" &
         mon_pids+=($!); STARTED_PIDS+=($!)
     done
@@ -309,7 +386,7 @@ run_once() {
         "$LOAD" inject --target "$addr" --local "$(inj_addr "$i")" --asn "$(inj_asn "$i")" \
             --peer-asn "$asn" --ipv4 "$IPV4" --ipv6 "$IPV6" --attr-sets "$SETS" --seed "$SEED" \
             --slice "$slice" --go-file "$dir/go" --timeout "$TIMEOUT" --duration "$TIMEOUT" \
-            >"$dir/inj$i.json" 2>"$dir/inj$i.err" &
+            "${inj_extra[@]}" >"$dir/inj$i.json" 2>"$dir/inj$i.err" &
         inj_pids+=($!); STARTED_PIDS+=($!)
     done
     if ! wait_until 120 "all sessions with $target established" all_established "$dir" "$ninj" "$nmon"; then
@@ -336,6 +413,10 @@ run_once() {
     done
     cpu1="$(cpu_ticks "$TARGET_PID" 2>/dev/null || echo 0)"
     t_conv="$(date +%s)"
+    case "$scenario" in
+        4) churn_phase "$dir" ;;
+        5) restart_phase "$dir" "$addr" "$asn" ;;
+    esac
     sleep "$SETTLE"
     settled_rss="$(status_kb "$TARGET_PID" VmRSS 2>/dev/null || echo 0)"
     settled_vsz="$(status_kb "$TARGET_PID" VmSize 2>/dev/null || echo 0)"
@@ -345,9 +426,10 @@ run_once() {
     for i in "${mon_pids[@]}"; do wait_exit "$i" 15; stop_pid "$i"; done
     for i in "${inj_pids[@]}"; do stop_pid "$i"; done
     stop_pid "$TARGET_PID"
-    python3 - "$dir" "$ninj" "$nmon" >> "$RESULTS" <<PY
+    python3 - "$dir" "$ninj" "$nmon" "${extra[@]}" >> "$RESULTS" <<PY
 import json, sys
 d, ninj, nmon = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+extra = dict(a.split("=", 1) for a in sys.argv[4:])
 def load(name):
     try:
         with open(f"{d}/{name}.json") as f:
@@ -359,7 +441,7 @@ mon = [load(f"mon{i}") for i in range(1, nmon + 1)]
 firsts = [r.get("first_update_ns") for r in inj]
 fulls = [r.get("full_ns") for r in mon]
 ok = all(isinstance(x, int) for x in firsts + fulls)
-print(json.dumps({
+res = {
     "target": "$target", "version": "${TARGET_VERSION[$target]:-}", "scenario": $scenario,
     "rep": $rep, "ok": ok,
     "convergence_s": (max(fulls) - min(firsts)) / 1e9 if ok else None,
@@ -372,45 +454,55 @@ print(json.dumps({
     "monitor_held": [r.get("held") for r in mon],
     "errors": [r["error"] for r in inj + mon if r.get("error")],
     "send_s": max((r.get("send_secs", 0) for r in inj), default=None),
-}))
+}
+if $scenario == 4:
+    ch = inj[0].get("churn") or {}
+    last = mon[0].get("last_update_ns")
+    # lag: the monitor's last UPDATE after the injector wrote its last batch of changes
+    res["churn_lag_s"] = (last - ch["last_batch_ns"]) / 1e9 if last and ch.get("last_batch_ns") else None
+    res["churn_cpu_s"] = int(extra.get("churn_cpu_ticks", 0)) / $CLK_TCK
+    res["churn_sent"] = sum(p["announced"] + p["withdrawn"] for p in ch.get("per_second", []))
+    af = mon[0].get("after_full") or {}
+    res["churn_seen"] = af.get("announced", 0) + af.get("withdrawn", 0)
+    res["churn_monitor_per_second"] = [p["announced"] + p["withdrawn"] for p in mon[0].get("per_second_after_full", [])]
+    res["ok"] = res["ok"] and res["churn_lag_s"] is not None
+if $scenario == 5:
+    r2 = load("inj1-restarted")
+    af = mon[0].get("after_full") or {}
+    stable = int(extra.get("stable_ns", 0))
+    res["gr_withdrawn"] = af.get("withdrawn")
+    res["gr_monitor_updates"] = af.get("updates")
+    res["gr_cpu_s"] = int(extra.get("gr_cpu_ticks", 0)) / $CLK_TCK
+    res["gr_eor_to_stable_s"] = (stable - r2["sent_ns"]) / 1e9 if stable and r2.get("sent_ns") else None
+    res["gr_first_update_to_stable_s"] = (stable - r2["first_update_ns"]) / 1e9 if stable and r2.get("first_update_ns") else None
+    res["errors"] += [r2["error"]] if r2.get("error") else []
+    res["ok"] = res["ok"] and res["gr_eor_to_stable_s"] is not None
+print(json.dumps(res))
 PY
     log "$target scenario $scenario rep $rep: $(tail -n 1 "$RESULTS")"
 }
 
-# ------------------------------------------------------------------------ main
-log "building the load generator (release)"
-(cd "$REPO" && cargo build --release --example bgpload >&2)
-log "work dir $WORK; size $SIZE ($IPV4 IPv4 + $IPV6 IPv6 prefixes, $SETS attribute sets); reps $REPS"
-
-IFS=, read -r -a TARGET_LIST <<<"$TARGETS"
-IFS=, read -r -a SCENARIO_LIST <<<"$SCENARIOS"
-for s in "${SCENARIO_LIST[@]}"; do
-    case "$s" in
-        1) NINJ=1;  NMON=1 ;;
-        2) NINJ=1;  NMON=10 ;;
-        3) NINJ=10; NMON=1 ;;
-        *) log "scenario $s not implemented (4 churn and 5 graceful restart: see README)"; continue ;;
-    esac
-    for t in "${TARGET_LIST[@]}"; do
-        declare -F "target_start_$t" >/dev/null || { log "unknown target $t"; continue; }
-        for r in $(seq 1 "$REPS"); do
-            run_once "$t" "$s" "$r" "$NINJ" "$NMON" || log "$t scenario $s rep $r failed"
-            [ -n "${TARGET_VERSION[$t]:-}" ] || break   # skipped target: one line is enough
-        done
-    done
-done
-
-python3 - "$RESULTS" "$SIZE" "$IPV4" "$IPV6" "$SETS" <<'PY'
+# summarize RESULTS.jsonl SIZE: one markdown table per scenario on stdout.
+summarize() {
+python3 - "$1" "$2" <<'PY'
 import json, statistics, sys
-path, size, v4, v6, sets = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+path, size = sys.argv[1], sys.argv[2]
 rows = [json.loads(l) for l in open(path) if l.strip()]
+table = {"small": (10_000, 0, 2_000), "bar": (1_000_000, 0, 200_000), "full": (1_000_000, 200_000, 360_000)}
+v4, v6, sets = table.get(size, (0, 0, 0))
 names = {1: "one injector, one monitor", 2: "fan-out: one injector, 10 monitors",
-         3: "fan-in: 10 injectors (disjoint tenths), one monitor"}
+         3: "fan-in: 10 injectors (disjoint tenths), one monitor",
+         4: "churn after convergence, one injector, one monitor",
+         5: "graceful restart of the injector, one monitor"}
+def span(xs, unit=" s"):
+    return f"{statistics.median(xs):.2f}{unit} ({min(xs):.2f}–{max(xs):.2f})"
 mb = lambda kb: f"{kb / 1024:,.1f} MB"
 for s in sorted({r["scenario"] for r in rows}):
     print(f"\n### Scenario {s}: {names.get(s, s)} — {v4:,} IPv4 + {v6:,} IPv6 prefixes, {sets:,} attribute sets ({size})\n")
-    print("| target | convergence median (min–max) | CPU s (median) | peak RSS (VmHWM) | idle RSS / VSZ | settled RSS | UPDATEs sent → received by monitor | ok reps |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| target | convergence median (min–max) | CPU s (median) | peak RSS (VmHWM) | idle RSS / VSZ | settled RSS | UPDATEs sent → received by monitor | ok reps |"
+          + {4: " churn lag (min–max) | CPU s during churn | changes sent → seen |",
+             5: " End-of-RIB → stable (min–max) | withdrawals at monitor | UPDATEs at monitor after restart | CPU s restart → stable |"}.get(s, ""))
+    print("| --- " * (8 + {4: 3, 5: 4}.get(s, 0)) + "|")
     order = []
     for r in rows:
         if r["scenario"] == s and r["target"] not in order:
@@ -429,8 +521,46 @@ for s in sorted({r["scenario"] for r in rows}):
         med = lambda k: statistics.median(r[k] for r in good)
         conv = [r["convergence_s"] for r in good]
         recv = statistics.median(statistics.median(r["monitor_updates"]) for r in good)
-        print(f"| {label} | {statistics.median(conv):.2f} s ({min(conv):.2f}–{max(conv):.2f}) "
+        line = (f"| {label} | {span(conv)} "
               f"| {med('cpu_s'):.2f} | {mb(med('peak_rss_kb'))} "
               f"| {mb(med('idle_rss_kb'))} / {mb(med('idle_vsz_kb'))} | {mb(med('settled_rss_kb'))} "
               f"| {int(med('updates_sent')):,} → {int(recv):,} | {len(good)}/{len(rs)} |")
+        if s == 4:
+            line += (f" {span([r['churn_lag_s'] for r in good])} | {med('churn_cpu_s'):.2f} "
+                     f"| {int(med('churn_sent')):,} → {int(med('churn_seen')):,} |")
+        if s == 5:
+            line += (f" {span([r['gr_eor_to_stable_s'] for r in good])} "
+                     f"| {', '.join(str(r['gr_withdrawn']) for r in good)} "
+                     f"| {', '.join(str(r['gr_monitor_updates']) for r in good)} | {med('gr_cpu_s'):.2f} |")
+        print(line)
 PY
+}
+
+# ------------------------------------------------------------------------ main
+if [ -n "$SUMMARIZE" ]; then summarize "$SUMMARIZE" "$SIZE"; exit 0; fi
+log "building the load generator (release)"
+(cd "$REPO" && cargo build --release --example bgpload >&2)
+log "work dir $WORK; size $SIZE ($IPV4 IPv4 + $IPV6 IPv6 prefixes, $SETS attribute sets); reps $REPS"
+
+IFS=, read -r -a TARGET_LIST <<<"$TARGETS"
+IFS=, read -r -a SCENARIO_LIST <<<"$SCENARIOS"
+for s in "${SCENARIO_LIST[@]}"; do
+    case "$s" in
+        1) NINJ=1;  NMON=1 ;;
+        2) NINJ=1;  NMON=10 ;;
+        3) NINJ=10; NMON=1 ;;
+        4) NINJ=1;  NMON=1 ;;
+        5) NINJ=1;  NMON=1 ;;
+        *) log "unknown scenario $s"; continue ;;
+    esac
+    GR=0; [ "$s" = 5 ] && GR=1
+    for t in "${TARGET_LIST[@]}"; do
+        declare -F "target_start_$t" >/dev/null || { log "unknown target $t"; continue; }
+        for r in $(seq 1 "$REPS"); do
+            run_once "$t" "$s" "$r" "$NINJ" "$NMON" || log "$t scenario $s rep $r failed"
+            [ -n "${TARGET_VERSION[$t]:-}" ] || break   # skipped target: one line is enough
+        done
+    done
+done
+
+summarize "$RESULTS" "$SIZE"
