@@ -649,3 +649,164 @@ async fn tcp_connect_is_retried_after_refusal() {
     assert!(start.elapsed() >= Duration::from_millis(300));
     drop(side);
 }
+
+#[tokio::test(start_paused = true)]
+async fn soft_reset_in_asks_the_peer_for_a_route_refresh() {
+    let (mut a, mut b) = default_pair();
+    a.wait_for("Established", established).await;
+    b.wait_for("Established", established).await;
+    a.handle.send(PeerCommand::SoftResetIn(None)).await.unwrap();
+    let e = b
+        .wait_for("RouteRefreshRequested", |a| {
+            matches!(a, Action::RouteRefreshRequested(_))
+        })
+        .await;
+    assert_eq!(
+        e.action,
+        Action::RouteRefreshRequested(AfiSafi::IPV4_UNICAST)
+    );
+}
+
+/// Both sides active and listening: they connect to each other at the same moment.
+fn colliding_pair() -> (Side, Side) {
+    let net = MemoryNetwork::new(16 * 1024);
+    let mut sides = Vec::new();
+    for (me, them, id, asn, peer_asn) in [(A, B, 1, 65001, 65002), (B, A, 2, 65002, 65001)] {
+        let listener = net.listen(SocketAddr::new(me, BGP_PORT), 4);
+        let side = spawn_side(
+            PeerId::new(them),
+            config(id, asn, peer_asn, false),
+            Arc::new(net.connector(me)),
+            64,
+        );
+        let d = Dispatcher::new();
+        d.register(
+            side.handle.id(),
+            side.handle.commands(),
+            SocketOptions::default(),
+        );
+        listener::spawn_memory_listener(listener, d);
+        sides.push(side);
+    }
+    let b = sides.pop().unwrap();
+    let a = sides.pop().unwrap();
+    (a, b)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_collision_leaves_one_session() {
+    let (mut a, mut b) = colliding_pair();
+    a.wait_for("Established at A", established).await;
+    b.wait_for("Established at B", established).await;
+    // One session survives and stays: no SessionDown, no second Established.
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    for side in [&mut a, &mut b] {
+        let events = side.drain();
+        assert!(
+            !events.iter().any(|e| session_down(e) || established(e)),
+            "{events:?}"
+        );
+    }
+    a.push(update("198.51.100.0/24", 65001));
+    b.wait_for("UPDATE", |a| matches!(a, Action::UpdateReceived(_)))
+        .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_connection_while_established_is_a_restarted_peer() {
+    let (mut side, mut raw) = Raw::connect(config(1, 65001, 65002, true), 16, 4096).await;
+    // The raw peer advertises graceful restart.
+    let gr = bgp_wire::capability::GracefulRestart {
+        flags: 0,
+        restart_time: 120,
+        families: vec![bgp_wire::capability::GracefulRestartFamily::new(
+            AfiSafi::IPV4_UNICAST,
+            true,
+        )],
+    };
+    let mut open = Raw::open(90);
+    open.capabilities.push(Capability::GracefulRestart(gr));
+    raw.send(Message::Open(open.clone())).await;
+    assert!(matches!(raw.recv().await, Message::Open(_)));
+    assert_eq!(raw.recv().await, Message::Keepalive);
+    raw.send(Message::Keepalive).await;
+    side.wait_for("Established", established).await;
+    // The peer restarts and connects again; the old connection is silently dead.
+    let (ours, theirs) = tokio::io::duplex(4096);
+    side.handle
+        .send(PeerCommand::Accepted {
+            stream: Box::new(theirs),
+            remote: SocketAddr::new(B, 40001),
+        })
+        .await
+        .unwrap();
+    let e = side
+        .wait_for("RetainStale", |a| matches!(a, Action::RetainStale(_)))
+        .await;
+    assert_eq!(e.action, Action::RetainStale(AfiSafi::IPV4_UNICAST));
+    let mut raw2 = Raw {
+        s: ours,
+        buf: BytesMut::new(),
+        ctx: Context::default(),
+    };
+    raw2.send(Message::Open(open)).await;
+    assert!(matches!(raw2.recv().await, Message::Open(_)));
+    assert_eq!(raw2.recv().await, Message::Keepalive);
+    raw2.send(Message::Keepalive).await;
+    side.wait_for("Established again", established).await;
+    drop(raw);
+}
+
+#[tokio::test]
+async fn tcp_md5_sessions_need_the_right_password() {
+    let probe = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    if crate::sockopt::set_md5(&probe, LOOPBACK, Some(b"probe")).is_err() {
+        println!("skipped: this kernel refuses TCP_MD5SIG");
+        return;
+    }
+    let secret = crate::config::Secret::new("s3cret");
+    let l =
+        listener::bind_tcp(SocketAddr::new(LOOPBACK, 0), &[(LOOPBACK, secret.clone())]).unwrap();
+    let port = l.local_addr().unwrap().port();
+    let with = |pw: Option<&str>| SocketOptions {
+        password: pw.map(crate::config::Secret::new),
+        ..SocketOptions::default()
+    };
+    let mut passive = spawn_side(
+        PeerId::new(LOOPBACK),
+        config(2, 65002, 65001, true),
+        Arc::new(TcpConnector),
+        16,
+    );
+    let d = Dispatcher::new();
+    d.register(
+        passive.handle.id(),
+        passive.handle.commands(),
+        with(Some("s3cret")),
+    );
+    listener::spawn_tcp_listener(l, d);
+
+    // A wrong password: no connection, so no session, for a while.
+    let mut wrong_cfg = config(3, 65001, 65002, false);
+    wrong_cfg.socket = with(Some("wrong"));
+    let mut wrong = spawn_side(
+        PeerId::new(LOOPBACK).with_port(port),
+        wrong_cfg,
+        Arc::new(TcpConnector),
+        16,
+    );
+    let none = tokio::time::timeout(Duration::from_millis(1500), wrong.events.recv()).await;
+    assert!(none.is_err(), "{none:?}");
+    drop(wrong);
+
+    let mut right_cfg = config(1, 65001, 65002, false);
+    right_cfg.socket = with(Some("s3cret"));
+    let mut active = spawn_side(
+        PeerId::new(LOOPBACK).with_port(port),
+        right_cfg,
+        Arc::new(TcpConnector),
+        16,
+    );
+    real_wait_for(&mut active, established).await;
+    real_wait_for(&mut passive, established).await;
+}
