@@ -115,6 +115,17 @@ pub fn bind_tcp(addr: SocketAddr, keys: &[(IpAddr, Secret)]) -> Result<TcpListen
     Ok(TcpListener::from_std(socket.into())?)
 }
 
+/// Adds (`Some`) or removes (`None`) the MD5 key for `peer` on a listening socket, for a
+/// peer configured after the listener was bound (RFC 2385).
+pub fn set_listener_md5(
+    listener: &TcpListener,
+    peer: IpAddr,
+    password: Option<&Secret>,
+) -> Result<(), SockOptError> {
+    let sock = socket2::SockRef::from(listener);
+    sockopt::set_md5(&sock, peer, password.map(|p| p.expose().as_bytes()))
+}
+
 /// Accepts TCP connections for ever, applies the peer's TTL or GTSM settings, and dispatches
 /// them; connections from unconfigured addresses are closed at once.
 pub fn spawn_tcp_listener(listener: TcpListener, dispatcher: Dispatcher) -> JoinHandle<()> {
