@@ -34,18 +34,22 @@ use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bgp_fsm::{
-    Action, Input, Session, SessionConfig, State, Time, collision_keeps_local_connection,
+    Action, DownReason, Input, Negotiated, Session, SessionConfig, State, Time,
+    collision_keeps_local_connection,
 };
 use bgp_wire::context::HEADER_LEN;
 use bgp_wire::notification::cease_subcode;
-use bgp_wire::{AfiSafi, AfiSafiSet, Context, Message, Notification, Open, split_message};
+use bgp_wire::{
+    AfiSafi, AfiSafiSet, Context, Message, MessageType, Notification, Open, split_message,
+};
 use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -286,6 +290,67 @@ impl fmt::Debug for OutboxHandle {
     }
 }
 
+/// A peer's session as it stands, published on every state change (for snapshots).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// The RFC 4271 state name.
+    pub state: &'static str,
+    /// Since when.
+    pub since: Time,
+    /// What was negotiated, while Established.
+    pub negotiated: Option<Box<Negotiated>>,
+    /// Why the session last went to Idle.
+    pub last_down: Option<DownReason>,
+    /// The last failed connection attempt's error, until a connection succeeds.
+    pub last_connect_error: Option<String>,
+    /// How many times the session left Established.
+    pub flaps: u64,
+}
+
+impl Default for PeerStatus {
+    fn default() -> Self {
+        PeerStatus {
+            state: "Idle",
+            since: Time::ZERO,
+            negotiated: None,
+            last_down: None,
+            last_connect_error: None,
+            flaps: 0,
+        }
+    }
+}
+
+/// Message counters of a peer, by type (cheap atomics, read at any time).
+#[derive(Debug, Default)]
+pub struct PeerStats {
+    received: [AtomicU64; 5],
+    sent: [AtomicU64; 5],
+}
+
+impl PeerStats {
+    /// Messages of this type received.
+    pub fn received(&self, kind: MessageType) -> u64 {
+        self.received[slot(kind)].load(Ordering::Relaxed)
+    }
+
+    /// Messages of this type sent (UPDATEs drained from the outbox included).
+    pub fn sent(&self, kind: MessageType) -> u64 {
+        self.sent[slot(kind)].load(Ordering::Relaxed)
+    }
+
+    fn count_received(&self, kind: MessageType) {
+        self.received[slot(kind)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn count_sent(&self, kind: MessageType, n: u64) {
+        self.sent[slot(kind)].fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+fn slot(kind: MessageType) -> usize {
+    usize::from(kind.code() - 1)
+}
+
 /// A peer task's configuration: the session's and the transport's.
 #[derive(Clone, Debug)]
 pub struct PeerConfig {
@@ -332,6 +397,8 @@ pub struct PeerContext {
 pub struct PeerHandle {
     id: PeerId,
     commands: mpsc::Sender<PeerCommand>,
+    status: watch::Receiver<PeerStatus>,
+    stats: Arc<PeerStats>,
     task: JoinHandle<()>,
 }
 
@@ -351,13 +418,23 @@ impl PeerHandle {
         self.commands.clone()
     }
 
+    /// The session's status, updated on every state change.
+    pub fn status(&self) -> watch::Receiver<PeerStatus> {
+        self.status.clone()
+    }
+
+    /// The message counters.
+    pub fn stats(&self) -> Arc<PeerStats> {
+        self.stats.clone()
+    }
+
     /// Whether the task has ended.
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
     }
 
-    /// Waits for the task to end (after `StopForRestart`, or once every command sender is
-    /// dropped).
+    /// Waits for the task to end: after `StopForRestart`, or once every command sender is
+    /// dropped (including the ones given to a [`crate::Dispatcher`]).
     pub async fn join(self) {
         drop(self.commands);
         let _ = self.task.await;
@@ -375,12 +452,18 @@ pub fn spawn_peer(
     outbox: OutboxHandle,
 ) -> PeerHandle {
     let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
+    let (status_tx, status) = watch::channel(PeerStatus::default());
+    let stats = Arc::new(PeerStats::default());
     let span = tracing::info_span!("peer", peer = %id);
-    let task = PeerTask::new(id.clone(), config, ctx, outbox, rx);
+    let mut task = PeerTask::new(id.clone(), config, ctx, outbox, rx);
+    task.status = status_tx;
+    task.stats = stats.clone();
     let task = tokio::spawn(task.run().instrument(span));
     PeerHandle {
         id,
         commands: tx,
+        status,
+        stats,
         task,
     }
 }
@@ -423,6 +506,8 @@ struct PeerTask {
     outbox_ready: bool,
     suppress_open: bool,
     last_connect_error: Option<String>,
+    status: watch::Sender<PeerStatus>,
+    stats: Arc<PeerStats>,
     exit: bool,
 }
 
@@ -454,6 +539,8 @@ impl PeerTask {
             outbox_ready: false,
             suppress_open: false,
             last_connect_error: None,
+            status: watch::channel(PeerStatus::default()).0,
+            stats: Arc::default(),
             exit: false,
         }
     }
@@ -548,9 +635,36 @@ impl PeerTask {
                     self.last_connect_error = None;
                     self.emit(now, Action::Established(n));
                 }
+                Action::SessionDown(r) => {
+                    self.status.send_modify(|s| s.flaps += 1);
+                    self.emit(now, Action::SessionDown(r));
+                }
                 other => self.emit(now, other),
             }
         }
+        self.publish(now);
+    }
+
+    /// Publishes the status when the state changed.
+    fn publish(&self, now: Time) {
+        let state = self.session.state();
+        let error = &self.last_connect_error;
+        self.status.send_if_modified(|s| {
+            if s.state == state.name() && s.last_connect_error == *error {
+                return false;
+            }
+            if s.state != state.name() {
+                s.since = now;
+            }
+            s.state = state.name();
+            s.negotiated = match state {
+                State::Established(e) => Some(Box::new(e.negotiated.clone())),
+                _ => None,
+            };
+            s.last_down = self.session.last_down_reason().cloned();
+            s.last_connect_error.clone_from(error);
+            true
+        });
     }
 
     fn emit(&mut self, at: Time, action: Action) {
@@ -605,8 +719,11 @@ impl PeerTask {
         }
         tracing::debug!(kind = ?m.kind(), "message sent");
         let start = self.wbuf.len();
-        if let Err(e) = m.encode(self.session.context(), &mut self.wbuf) {
-            tracing::warn!(error = %e, kind = ?m.kind(), "message not encodable, not sent");
+        match m.encode(self.session.context(), &mut self.wbuf) {
+            Ok(()) => self.stats.count_sent(m.kind(), 1),
+            Err(e) => {
+                tracing::warn!(error = %e, kind = ?m.kind(), "message not encodable, not sent")
+            }
         }
         tracing::trace!(bytes = ?&self.wbuf[start..], "bytes queued");
     }
@@ -625,6 +742,7 @@ impl PeerTask {
         let n = self.outbox.lock().drain(&ctx, &mut self.wbuf, budget);
         let written = self.wbuf.len() - before;
         if n > 0 {
+            self.stats.count_sent(MessageType::Update, n as u64);
             tracing::debug!(messages = n, bytes = written, "UPDATEs from the outbox");
         }
         // Budget used up: there may be more once the socket takes it.
@@ -654,6 +772,7 @@ impl PeerTask {
                 if self.last_connect_error.as_deref() != Some(&text) {
                     tracing::warn!(error = %text, "connection attempt failed");
                     self.last_connect_error = Some(text);
+                    self.publish(self.clock.now());
                 } else {
                     tracing::debug!(error = %text, "connection attempt failed again");
                 }
@@ -747,6 +866,7 @@ impl PeerTask {
                     let body = msg.slice(HEADER_LEN..);
                     match Message::decode_body(h, body, &ctx) {
                         Ok(m) => {
+                            self.stats.count_received(m.kind());
                             tracing::debug!(kind = ?m.kind(), "message received");
                             self.input(Input::Message(m));
                         }

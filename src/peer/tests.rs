@@ -1,12 +1,11 @@
 //! Peer task tests over in-memory pipes, with paused (virtual) time unless they use TCP.
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bgp_fsm::DownReason;
 use bgp_wire::capability::Capability;
 use bgp_wire::notification::code;
-use bgp_wire::{AsPath, Asn, Nlri, Nlris, Origin, PathAttributes, Update};
+use bgp_wire::{AsPath, Asn, MessageType, Nlri, Nlris, Origin, PathAttributes, Update};
 use tokio::io::DuplexStream;
 
 use super::*;
@@ -158,6 +157,12 @@ async fn run_pair_scenario() {
     assert_eq!(prefixes, ["198.51.100.0/24"]);
     assert_eq!(e.peer, PeerId::new(A));
     assert!(a.queue.lock().unwrap().is_empty());
+    assert_eq!(a.handle.stats().sent(MessageType::Update), 1);
+    assert_eq!(b.handle.stats().received(MessageType::Update), 1);
+    assert_eq!(b.handle.stats().received(MessageType::Open), 1);
+    let status = a.handle.status().borrow().clone();
+    assert_eq!(status.state, "Established");
+    assert!(status.negotiated.is_some());
 }
 
 #[tokio::test(start_paused = true)]
@@ -211,6 +216,12 @@ async fn stop_sends_cease_and_the_peer_reports_it() {
     );
     let e = a.wait_for("SessionDown at A", session_down).await;
     assert_eq!(e.action, Action::SessionDown(DownReason::AdminStop));
+    let status = b.handle.status().borrow().clone();
+    assert_eq!(status.flaps, 1);
+    assert!(matches!(
+        status.last_down,
+        Some(DownReason::NotificationReceived(_))
+    ));
 }
 
 #[tokio::test(start_paused = true)]
@@ -527,6 +538,9 @@ async fn refused_connections_are_retried_every_connect_retry_time() {
     cfg.session.connect_retry_time = Duration::from_secs(10);
     let side = spawn_side(PeerId::new(B), cfg, Arc::new(c), 4);
     tokio::time::sleep(Duration::from_secs(45)).await;
+    let status = side.handle.status().borrow().clone();
+    assert_eq!(status.state, "Connect");
+    assert!(status.last_connect_error.is_some());
     let t = attempts.lock().unwrap().clone();
     assert!((4..=7).contains(&t.len()), "{} attempts", t.len());
     for w in t.windows(2) {
@@ -609,12 +623,12 @@ async fn tcp_listener_refuses_an_unconfigured_address() {
 
 /// Counts connection attempts of the TCP connector.
 struct Counting {
-    attempts: Arc<AtomicUsize>,
+    attempts: mpsc::UnboundedSender<Instant>,
 }
 
 impl Connector for Counting {
     fn connect(&self, peer: &PeerId, o: &SocketOptions) -> ConnectFuture {
-        self.attempts.fetch_add(1, Ordering::SeqCst);
+        let _ = self.attempts.send(Instant::now());
         TcpConnector.connect(peer, o)
     }
 }
@@ -626,27 +640,31 @@ async fn tcp_connect_is_retried_after_refusal() {
         let l = std::net::TcpListener::bind((LOOPBACK, 0)).unwrap();
         l.local_addr().unwrap().port()
     };
-    let attempts = Arc::new(AtomicUsize::new(0));
+    let (tx, mut attempts) = mpsc::unbounded_channel();
     let mut cfg = config(1, 65001, 65002, false);
     cfg.session.connect_retry_time = Duration::from_millis(200);
     let side = spawn_side(
         PeerId::new(LOOPBACK).with_port(port),
         cfg,
-        Arc::new(Counting {
-            attempts: attempts.clone(),
-        }),
+        Arc::new(Counting { attempts: tx }),
         4,
     );
-    let start = Instant::now();
+    let mut times = Vec::new();
     tokio::time::timeout(REAL_WAIT, async {
-        while attempts.load(Ordering::SeqCst) < 3 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        while times.len() < 3 {
+            times.push(attempts.recv().await.expect("attempts"));
         }
     })
     .await
     .expect("three attempts");
-    // Two retries, each at least 3/4 of the connect retry time apart.
-    assert!(start.elapsed() >= Duration::from_millis(300));
+    // Each retry at least 3/4 of the connect retry time after the one before.
+    for w in times.windows(2) {
+        assert!(
+            w[1] - w[0] >= Duration::from_millis(150),
+            "{:?}",
+            w[1] - w[0]
+        );
+    }
     drop(side);
 }
 
