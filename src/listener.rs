@@ -137,9 +137,9 @@ pub fn spawn_tcp_listener(listener: TcpListener, dispatcher: Dispatcher) -> Join
                 let (stream, remote) = match listener.accept().await {
                     Ok(x) => x,
                     Err(e) => {
-                        // Out of descriptors and the like: keep accepting.
+                        // Out of descriptors and the like: back off briefly, keep accepting.
                         tracing::warn!(error = %e, "accept failed");
-                        tokio::task::yield_now().await;
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                         continue;
                     }
                 };

@@ -187,6 +187,22 @@ fn bind_device(socket: &Socket, device: &str) -> Result<(), SockOptError> {
     })
 }
 
+/// The index of a network interface by name (for the scope of IPv6 link-local addresses).
+#[cfg(unix)]
+pub fn interface_index(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call; the function only
+    // reads it.
+    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (index != 0).then_some(index)
+}
+
+/// Interface indexes are not looked up on this platform.
+#[cfg(not(unix))]
+pub fn interface_index(_name: &str) -> Option<u32> {
+    None
+}
+
 /// Sets the GTSM minimum TTL (`IP_MINTTL`) or hop count (`IPV6_MINHOPCOUNT`).
 #[cfg(target_os = "linux")]
 fn set_min_ttl(socket: &Socket, ipv6: bool, min_ttl: u8) -> Result<(), SockOptError> {
@@ -404,6 +420,12 @@ mod tests {
         };
         let s = connecting_socket(SocketAddr::new(LOOPBACK, 179), &o).unwrap();
         assert_eq!(s.local_addr().unwrap().as_socket().unwrap().ip(), LOOPBACK);
+    }
+
+    #[test]
+    fn loopback_has_an_interface_index() {
+        assert!(interface_index("lo").is_some());
+        assert_eq!(interface_index("no-such-dev0"), None);
     }
 
     #[test]

@@ -51,7 +51,13 @@ pub struct TcpConnector;
 
 impl Connector for TcpConnector {
     fn connect(&self, peer: &PeerId, options: &SocketOptions) -> ConnectFuture {
-        let remote = peer.socket_addr();
+        let mut remote = peer.socket_addr();
+        // An IPv6 link-local address needs its interface as the scope.
+        if let (SocketAddr::V6(v6), Some(dev)) = (&mut remote, &peer.interface) {
+            if v6.ip().is_unicast_link_local() {
+                v6.set_scope_id(sockopt::interface_index(dev).unwrap_or(0));
+            }
+        }
         let mut options = options.clone();
         if options.device.is_none() {
             options.device.clone_from(&peer.interface);
