@@ -23,8 +23,9 @@
 //!   the session is in OpenSent or OpenConfirm is held aside, our OPEN is sent on it and the
 //!   peer's OPEN read; then [`collision_keeps_local_connection`] picks the survivor, and the
 //!   loser is closed with Cease/Connection Collision Resolution. A connection accepted while
-//!   Established is a restarted peer when graceful restart was negotiated (RFC 4724 §4.2: the
-//!   old session is treated as a TCP failure, its routes kept stale); otherwise it is refused.
+//!   Established is refused, unless graceful restart was negotiated: then, once its OPEN
+//!   arrives, the peer has restarted (RFC 4724 §4.2): the old session is treated as a TCP
+//!   failure (its routes kept stale) and the new connection carries on.
 //! - Stop for restart closes without NOTIFICATION, or with a Cease that is not a Hard Reset
 //!   (Administrative Reset) when the N bit was negotiated (RFC 8538 §3), so that a helper
 //!   keeps our routes; then the task ends.
@@ -960,24 +961,17 @@ impl PeerTask {
                 self.install(stream, false);
                 self.input(Input::TcpConnectionConfirmed);
             }
-            State::Established(e) => {
-                if e.negotiated.graceful_restart() {
-                    // RFC 4724 §4.2: a new connection while Established means the peer
-                    // restarted; the old session failed as if its TCP connection had.
-                    tracing::debug!(%remote, "new connection while Established: peer restarted");
-                    self.wbuf.clear();
-                    self.transport_failed();
-                    self.adopt(stream, BytesMut::new(), None);
-                } else {
-                    tracing::debug!(%remote, "connection refused: session is Established");
-                }
+            State::Established(e) if !e.negotiated.graceful_restart() => {
+                tracing::debug!(%remote, "connection refused: session is Established");
             }
             _ => {
                 if self.candidate.is_some() {
                     tracing::debug!(%remote, "connection refused: a collision is being resolved");
                     return;
                 }
-                tracing::debug!(%remote, "connection collision: reading the peer's OPEN");
+                // A collision, or (while Established with graceful restart) perhaps the peer
+                // restarted: its OPEN decides.
+                tracing::debug!(%remote, "second connection: reading the peer's OPEN");
                 let open = self.session.build_open();
                 let hold = self.config.session.open_hold_time;
                 self.candidate = Some(Box::pin(candidate(stream, open, hold)));
@@ -999,6 +993,19 @@ impl PeerTask {
             collision_keeps_local_connection(cfg.bgp_id, cfg.local_asn, open.bgp_id, open.asn());
         let state = self.session.state();
         let primary_alive = self.rd.is_some();
+        let restarted = match state {
+            State::Established(e) => e.negotiated.graceful_restart(),
+            _ => false,
+        };
+        if restarted {
+            // RFC 4724 §4.2: an OPEN on a new connection while Established means the peer
+            // restarted; the old session failed as if its TCP connection had.
+            tracing::debug!("OPEN on a new connection while Established: the peer restarted");
+            self.wbuf.clear();
+            self.transport_failed();
+            self.adopt(stream, rest, Some(open));
+            return;
+        }
         let dump_new = state.is_established()
             || (primary_alive && self.initiated && keep_local)
             || *state == State::Idle;

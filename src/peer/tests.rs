@@ -758,17 +758,25 @@ async fn a_new_connection_while_established_is_a_restarted_peer() {
         })
         .await
         .unwrap();
-    let e = side
-        .wait_for("RetainStale", |a| matches!(a, Action::RetainStale(_)))
-        .await;
-    assert_eq!(e.action, Action::RetainStale(AfiSafi::IPV4_UNICAST));
     let mut raw2 = Raw {
         s: ours,
         buf: BytesMut::new(),
         ctx: Context::default(),
     };
+    let before = Clock::new();
     raw2.send(Message::Open(open)).await;
     assert!(matches!(raw2.recv().await, Message::Open(_)));
+    // The OPEN on the new connection shows the restart: the old session's routes are kept.
+    let e = side
+        .wait_for("RetainStale", |a| matches!(a, Action::RetainStale(_)))
+        .await;
+    assert_eq!(e.action, Action::RetainStale(AfiSafi::IPV4_UNICAST));
+    assert!(
+        before.now() < Time::from_secs(1),
+        "at once, not by the hold timer"
+    );
+    let e = side.wait_for("SessionDown", session_down).await;
+    assert_eq!(e.action, Action::SessionDown(DownReason::TcpError));
     assert_eq!(raw2.recv().await, Message::Keepalive);
     raw2.send(Message::Keepalive).await;
     side.wait_for("Established again", established).await;
@@ -827,4 +835,28 @@ async fn tcp_md5_sessions_need_the_right_password() {
     );
     real_wait_for(&mut active, established).await;
     real_wait_for(&mut passive, established).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_connection_while_established_without_gr_is_refused() {
+    let (mut side, mut raw) = Raw::connect(config(1, 65001, 65002, true), 16, 4096).await;
+    raw.handshake(90).await;
+    side.wait_for("Established", established).await;
+    let (mut ours, theirs) = tokio::io::duplex(4096);
+    side.handle
+        .send(PeerCommand::Accepted {
+            stream: Box::new(theirs),
+            remote: SocketAddr::new(B, 40001),
+        })
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1];
+    let n = tokio::time::timeout(WAIT, ours.read(&mut buf))
+        .await
+        .unwrap();
+    assert!(matches!(n, Ok(0)), "{n:?}");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    raw.send(Message::Keepalive).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(side.drain().is_empty());
 }
