@@ -860,3 +860,22 @@ async fn a_second_connection_while_established_without_gr_is_refused() {
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert!(side.drain().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn flapping_leaves_no_tasks_behind() {
+    let (mut a, mut b) = default_pair();
+    a.wait_for("Established", established).await;
+    b.wait_for("Established", established).await;
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let baseline = metrics.num_alive_tasks();
+    for _ in 0..30 {
+        a.handle.send(PeerCommand::HardReset).await.unwrap();
+        b.wait_for("SessionDown", session_down).await;
+        a.wait_for("Established again", established).await;
+        b.wait_for("Established again", established).await;
+    }
+    // Closed connections finish flushing within the linger time.
+    tokio::time::sleep(PeerConfig::default().close_linger * 2).await;
+    assert_eq!(metrics.num_alive_tasks(), baseline);
+    assert_eq!(b.handle.status().borrow().flaps, 30);
+}
