@@ -1,6 +1,7 @@
 //! Peer task tests over in-memory pipes, with paused (virtual) time unless they use TCP.
 
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use bgp_fsm::DownReason;
 use bgp_wire::capability::Capability;
@@ -878,4 +879,68 @@ async fn flapping_leaves_no_tasks_behind() {
     tokio::time::sleep(PeerConfig::default().close_linger * 2).await;
     assert_eq!(metrics.num_alive_tasks(), baseline);
     assert_eq!(b.handle.status().borrow().flaps, 30);
+}
+
+/// Counts `warn` events (a minimal subscriber; the workspace has no tracing-subscriber).
+struct WarnCounter(Arc<AtomicUsize>);
+
+impl tracing::Subscriber for WarnCounter {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, e: &tracing::Event<'_>) {
+        if *e.metadata().level() == tracing::Level::WARN {
+            self.0.fetch_add(1, AtomicOrdering::SeqCst);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// Refuses with one error for the first `switch_after` attempts, then with another.
+struct Changing {
+    attempts: Arc<AtomicUsize>,
+    switch_after: usize,
+}
+
+impl Connector for Changing {
+    fn connect(&self, _peer: &PeerId, _o: &SocketOptions) -> ConnectFuture {
+        let n = self.attempts.fetch_add(1, AtomicOrdering::SeqCst);
+        let kind = if n < self.switch_after {
+            std::io::ErrorKind::ConnectionRefused
+        } else {
+            std::io::ErrorKind::HostUnreachable
+        };
+        Box::pin(async move { Err(std::io::Error::from(kind).into()) })
+    }
+}
+
+#[test]
+fn a_refusing_peer_is_logged_once_per_distinct_error() {
+    let warns = Arc::new(AtomicUsize::new(0));
+    let _guard = tracing::subscriber::set_default(WarnCounter(warns.clone()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let attempts = Arc::new(AtomicUsize::new(0));
+    rt.block_on(async {
+        let mut cfg = config(1, 65001, 65002, false);
+        cfg.session.connect_retry_time = Duration::from_secs(10);
+        let c = Changing {
+            attempts: attempts.clone(),
+            switch_after: 5,
+        };
+        let side = spawn_side(PeerId::new(B), cfg, Arc::new(c), 4);
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        drop(side);
+    });
+    assert!(attempts.load(AtomicOrdering::SeqCst) >= 9);
+    assert_eq!(warns.load(AtomicOrdering::SeqCst), 2);
 }
