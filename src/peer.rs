@@ -508,6 +508,8 @@ struct PeerTask {
     suppress_open: bool,
     last_connect_error: Option<String>,
     status: watch::Sender<PeerStatus>,
+    /// What `status` shows (state and connection error), to skip the lock when unchanged.
+    shown: (&'static str, Option<String>),
     stats: Arc<PeerStats>,
     exit: bool,
 }
@@ -541,6 +543,7 @@ impl PeerTask {
             suppress_open: false,
             last_connect_error: None,
             status: watch::channel(PeerStatus::default()).0,
+            shown: ("Idle", None),
             stats: Arc::default(),
             exit: false,
         }
@@ -646,10 +649,14 @@ impl PeerTask {
         self.publish(now);
     }
 
-    /// Publishes the status when the state changed.
-    fn publish(&self, now: Time) {
+    /// Publishes the status when the state or the connection error changed.
+    fn publish(&mut self, now: Time) {
         let state = self.session.state();
         let error = &self.last_connect_error;
+        if self.shown.0 == state.name() && self.shown.1 == *error {
+            return;
+        }
+        self.shown = (state.name(), error.clone());
         self.status.send_if_modified(|s| {
             if s.state == state.name() && s.last_connect_error == *error {
                 return false;
