@@ -577,7 +577,7 @@ impl PeerTask {
                 && self.wbuf.len() < self.config.write_watermark;
             let wake = tokio::select! {
                 cmd = self.commands.recv(), if !self.exit => Wake::Command(cmd),
-                () = &mut sleep, if armed.is_some() => Wake::Timer,
+                () = &mut sleep, if armed.is_some() && !self.exit => Wake::Timer,
                 r = connect_result(&mut self.connecting) => Wake::Connected(r),
                 r = candidate_result(&mut self.candidate) => Wake::Candidate(r),
                 r = read_some(&mut self.rd, &mut self.rbuf, room), if can_read => Wake::Read(r),
@@ -758,7 +758,7 @@ impl PeerTask {
     }
 
     fn start_connect(&mut self) {
-        if self.rd.is_some() {
+        if self.rd.is_some() || self.exit {
             return;
         }
         let f = self.connector.connect(&self.id, &self.config.socket);
