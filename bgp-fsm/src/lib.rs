@@ -29,6 +29,7 @@
 //! sequence of steps on a virtual clock and checks its invariants; its [`script::fuzz`] is
 //! the body of the FSM fuzz target.
 
+#![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
