@@ -11,7 +11,7 @@
 # Usage: sudo benches/e2e/run.sh [--reps N] [--size small|bar|full] [--targets bird,gobgp,frr]
 #                                [--scenarios 1,2,3,4,5] [--out DIR] [--settle SECS]
 #                                [--churn-rate N] [--churn-secs N]
-#   --size small  10,000 IPv4 prefixes in 2,000 attribute sets (smoke test, seconds)
+#   --size small  10,000 IPv4 + 2,000 IPv6 prefixes in 2,400 attribute sets (smoke test, seconds)
 #   --size bar    1,000,000 IPv4 prefixes in 200,000 attribute sets, no IPv6 (issue 8's bar; default)
 #   --size full   TableSpec::full(): 1,000,000 IPv4 + 200,000 IPv6 prefixes, 360,000 sets
 #   --scenarios   1: one injector, one monitor; 2: one injector, 10 monitors;
@@ -24,8 +24,8 @@
 #   --targets     bird, gobgp, frr, speaker (speaker: our CLI, not built yet: skipped)
 #   --summarize F print the tables of a results.jsonl kept with --out (with the --size it ran at)
 #
-# Must run as root (port 179). Uses 127.0.8.0/24 only: targets .1-.4, injectors .101-.110,
-# monitors .201-.210. Prints one markdown table per scenario on stdout; progress on stderr.
+# Must run as root (port 179). Uses 127.0.8.0/24 only (--net 127.0.9 picks another /24): targets
+# .1-.4, injectors .101-.110, monitors .201-.210. Prints one markdown table per scenario on stdout; progress on stderr.
 # Convergence = last monitor's "holds every prefix" time - first injector's first UPDATE time.
 set -euo pipefail
 
@@ -50,6 +50,7 @@ while [ $# -gt 0 ]; do
         --scenarios) SCENARIOS="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
         --settle) SETTLE="$2"; shift 2 ;;
+        --net) NET="$2"; shift 2 ;;
         --churn-rate) CHURN_RATE="$2"; shift 2 ;;
         --churn-secs) CHURN_SECS="$2"; shift 2 ;;
         --summarize) SUMMARIZE="$2"; shift 2 ;;
@@ -59,7 +60,7 @@ while [ $# -gt 0 ]; do
 done
 
 case "$SIZE" in
-    small) IPV4=10000;   IPV6=0;      SETS=2000;   TIMEOUT=120 ;;
+    small) IPV4=10000;   IPV6=2000;   SETS=2400;   TIMEOUT=120 ;;
     bar)   IPV4=1000000; IPV6=0;      SETS=200000; TIMEOUT=900 ;;
     full)  IPV4=1000000; IPV6=200000; SETS=360000; TIMEOUT=1200 ;;
     *) echo "--size small|bar|full" >&2; exit 2 ;;
@@ -74,7 +75,7 @@ for b in python3 cargo; do
 done
 [ "$(id -u)" = 0 ] || { echo "must run as root (port 179)" >&2; exit 1; }
 
-NET=127.0.8
+NET="${NET:-127.0.8}"
 WORK="$(mktemp -d /tmp/bgp-e2e.XXXXXX)"
 chmod 755 "$WORK"
 RESULTS="$WORK/results.jsonl"
@@ -196,7 +197,9 @@ target_start_bird() {
         echo "  connect delay time 1; connect retry time 1; error wait time 1, 5;"
         # graceful restart: BIRD's default "aware" is the helper (receiving speaker) role.
         echo "  ipv4 { import all; export all; igp table igp4; };"
-        echo "  ipv6 { import all; export all; igp table igp6; };"
+        # An IPv6 channel on an IPv4 session needs an IPv6 next hop to export ("Missing next
+        # hop address" otherwise): documentation range, attribute data only.
+        echo "  ipv6 { import all; export all; igp table igp6; next hop address 2001:db8:ffff::1; };"
         echo "}"
         peer_list "$4" "$5" | while read -r a p; do
             echo "protocol bgp p${a//./_} from peer { neighbor $a as $p; }"
@@ -488,7 +491,7 @@ python3 - "$1" "$2" <<'PY'
 import json, statistics, sys
 path, size = sys.argv[1], sys.argv[2]
 rows = [json.loads(l) for l in open(path) if l.strip()]
-table = {"small": (10_000, 0, 2_000), "bar": (1_000_000, 0, 200_000), "full": (1_000_000, 200_000, 360_000)}
+table = {"small": (10_000, 2_000, 2_400), "bar": (1_000_000, 0, 200_000), "full": (1_000_000, 200_000, 360_000)}
 v4, v6, sets = table.get(size, (0, 0, 0))
 names = {1: "one injector, one monitor", 2: "fan-out: one injector, 10 monitors",
          3: "fan-in: 10 injectors (disjoint tenths), one monitor",
