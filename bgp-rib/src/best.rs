@@ -10,7 +10,7 @@ use crate::intern::Attrs;
 
 /// Where a route came from: an index into the RIB's sources (0 is the local origin table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SourceId(pub u32);
+pub struct SourceId(pub u16);
 
 impl SourceId {
     /// The local origin table (the embedder's own routes).
@@ -45,15 +45,15 @@ impl SourceInfo {
     }
 }
 
-/// One candidate path for a prefix.
+/// One candidate path for a prefix (16 octets: this is what a route costs in the table).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Candidate {
-    /// The source.
-    pub source: SourceId,
-    /// The ADD-PATH path id the source used (0 without ADD-PATH).
-    pub path_id: u32,
     /// The attributes.
     pub attrs: Attrs,
+    /// The ADD-PATH path id the source used (0 without ADD-PATH).
+    pub path_id: u32,
+    /// The source.
+    pub source: SourceId,
     /// The stale mark.
     pub stale: Staleness,
 }

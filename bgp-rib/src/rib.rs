@@ -4,18 +4,18 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use bgp_wire::{AfiSafi, AfiSafiSet, Asn, Context, Nlri, Update};
+use bgp_wire::{AfiSafi, AfiSafiSet, Asn, Community, Context, Nlri, Update};
 use bytes::BytesMut;
 use ipnet::IpNet;
 
-use crate::adj_in::{AdjRibIn, InChange, Staleness};
+use crate::adj_in::{AdjEntry, AdjRibIn, InChange, Staleness};
 use crate::adj_out::{AdjRibOut, Drained};
-use crate::best::{SourceId, SourceInfo};
+use crate::best::{Candidate, SourceId, SourceInfo};
 use crate::export::{From, export, otc_ingress};
 use crate::intern::{AttrStore, Attrs, RouteAttributes};
-use crate::loc::{BestChange, LocRib};
+use crate::loc::{BestChange, LocRib, PathOp};
 use crate::policy::{AcceptAll, ExportPolicy, ImportPolicy, PolicyAction, RouteSink};
-use crate::table::{FastMap, PerFamily};
+use crate::table::PerFamily;
 
 /// This speaker's identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,7 +96,8 @@ impl PeerConfig {
 struct PeerState {
     config: PeerConfig,
     info: SourceInfo,
-    adj_in: AdjRibIn,
+    /// Routes in the Adj-RIB-In, per family.
+    counts: PerFamily<usize>,
     adj_out: AdjRibOut,
     import: Box<dyn ImportPolicy>,
     export: Box<dyn ExportPolicy>,
@@ -133,7 +134,6 @@ pub struct Rib {
     config: RibConfig,
     store: AttrStore,
     loc: LocRib,
-    local: PerFamily<FastMap<IpNet, Attrs>>,
     local_info: SourceInfo,
     /// Indexed by `SourceId`; slot 0 (local) is always `None`.
     peers: Vec<Option<PeerState>>,
@@ -162,7 +162,6 @@ impl Rib {
             config,
             store: AttrStore::new(),
             loc: LocRib::new(),
-            local: PerFamily::default(),
             local_info: SourceInfo::local(config.local_asn, config.router_id),
             peers: vec![None],
             sink,
@@ -179,22 +178,20 @@ impl Rib {
         &self.config
     }
 
-    /// Adds a peer with the default policies.
-    pub fn add_peer(&mut self, config: PeerConfig) -> SourceId {
+    /// Adds a peer with the default policies; `None` when 65,535 peers exist already.
+    pub fn add_peer(&mut self, config: PeerConfig) -> Option<SourceId> {
         self.add_peer_with(config, Box::new(AcceptAll), Box::new(AcceptAll))
     }
 
-    /// Adds a peer with its import and export policies.
+    /// Adds a peer with its import and export policies; `None` when 65,535 peers exist
+    /// already.
     pub fn add_peer_with(
         &mut self,
         config: PeerConfig,
         import: Box<dyn ImportPolicy>,
         export: Box<dyn ExportPolicy>,
-    ) -> SourceId {
-        let mut adj_in = AdjRibIn::new();
-        for f in AfiSafi::KNOWN {
-            adj_in.set_max_prefix(f, config.max_prefix);
-        }
+    ) -> Option<SourceId> {
+        let id = SourceId(u16::try_from(self.peers.len()).ok()?);
         let info = SourceInfo {
             local: false,
             ibgp: config.asn == self.config.local_asn,
@@ -202,23 +199,22 @@ impl Rib {
             router_id: config.router_id,
             address: config.address,
         };
-        let id = SourceId(self.peers.len() as u32);
         self.peers.push(Some(PeerState {
             config,
             info,
-            adj_in,
+            counts: PerFamily::default(),
             adj_out: AdjRibOut::new(),
             import,
             export,
             session: None,
         }));
-        id
+        Some(id)
     }
 
     /// Removes a peer and every route it sent.
     pub fn remove_peer(&mut self, peer: SourceId) -> RibChanges {
         let mut ch = self.peer_down(peer, false);
-        if let Some(slot) = self.peers.get_mut(peer.0 as usize) {
+        if let Some(slot) = self.peers.get_mut(usize::from(peer.0)) {
             if let Some(mut p) = slot.take() {
                 p.adj_out.clear(&mut self.store);
             }
@@ -232,7 +228,7 @@ impl Rib {
     /// filled with the current best routes and End-of-RIB follows them (RFC 4724 §2).
     pub fn peer_up(&mut self, peer: SourceId, ctx: Context, families: AfiSafiSet) {
         self.store.sweep();
-        let Some(Some(p)) = self.peers.get_mut(peer.0 as usize) else {
+        let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) else {
             return;
         };
         p.session = Some((ctx, families));
@@ -263,51 +259,110 @@ impl Rib {
     /// §4.2) its routes stay, marked stale; otherwise they are withdrawn.
     pub fn peer_down(&mut self, peer: SourceId, retain_stale: bool) -> RibChanges {
         self.store.sweep();
-        let mut ch = RibChanges::default();
-        let Some(Some(p)) = self.peers.get_mut(peer.0 as usize) else {
-            return ch;
-        };
-        p.session = None;
-        p.adj_out.clear(&mut self.store);
-        let changes = if retain_stale {
-            AfiSafi::KNOWN
-                .into_iter()
-                .flat_map(|f| p.adj_in.mark_stale(f))
-                .collect()
-        } else {
-            p.adj_in.clear(&mut self.store)
-        };
-        self.apply_changes(peer, changes, &mut ch);
-        ch
+        if let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) {
+            p.session = None;
+            p.adj_out.clear(&mut self.store);
+        }
+        self.bulk(peer, AfiSafi::KNOWN.to_vec(), |c| {
+            if !retain_stale {
+                PathOp::Remove
+            } else if c.stale == Staleness::Fresh {
+                c.stale = Staleness::Stale;
+                PathOp::Changed
+            } else {
+                PathOp::Keep
+            }
+        })
     }
 
-    /// Marks the peer's routes of a family stale (RFC 4724 §4.2).
+    /// Marks the peer's routes of a family stale (RFC 4724 §4.2). Routes already stale stay
+    /// as they are: a second restart does not reset their age.
     pub fn mark_stale(&mut self, peer: SourceId, family: AfiSafi) -> RibChanges {
-        self.with_adj_in(peer, |a, _| a.mark_stale(family))
+        self.store.sweep();
+        self.bulk(peer, vec![family], |c| {
+            if c.stale == Staleness::Fresh {
+                c.stale = Staleness::Stale;
+                PathOp::Changed
+            } else {
+                PathOp::Keep
+            }
+        })
     }
 
-    /// Moves the peer's stale routes of a family to long-lived stale (RFC 9494).
+    /// Moves the peer's stale routes of a family to long-lived stale (RFC 9494 §4.2); those
+    /// that carry NO_LLGR are removed instead.
     pub fn mark_llgr_stale(&mut self, peer: SourceId, family: AfiSafi) -> RibChanges {
-        self.with_adj_in(peer, |a, s| a.mark_llgr_stale(s, family))
+        self.store.sweep();
+        self.bulk(peer, vec![family], |c| {
+            if c.stale != Staleness::Stale {
+                return PathOp::Keep;
+            }
+            let no_llgr = c
+                .attrs
+                .attrs
+                .communities
+                .as_ref()
+                .is_some_and(|l| l.contains(Community::NO_LLGR));
+            if no_llgr {
+                PathOp::Remove
+            } else {
+                c.stale = Staleness::LlgrStale;
+                PathOp::Changed
+            }
+        })
     }
 
-    /// Removes the peer's routes of a family that are still stale.
+    /// Removes the peer's routes of a family that are still stale (End-of-RIB, RFC 4724
+    /// §4.2, or a timer).
     pub fn purge_stale(&mut self, peer: SourceId, family: AfiSafi) -> RibChanges {
-        self.with_adj_in(peer, |a, s| a.purge_stale(s, family))
+        self.store.sweep();
+        self.bulk(peer, vec![family], |c| {
+            if c.stale == Staleness::Fresh {
+                PathOp::Keep
+            } else {
+                PathOp::Remove
+            }
+        })
     }
 
-    fn with_adj_in(
+    /// Applies `op` to every path of a peer in the families, then propagates.
+    fn bulk(
         &mut self,
         peer: SourceId,
-        f: impl FnOnce(&mut AdjRibIn, &mut AttrStore) -> Vec<InChange>,
+        families: Vec<AfiSafi>,
+        mut op: impl FnMut(&mut Candidate) -> PathOp,
     ) -> RibChanges {
-        self.store.sweep();
         let mut ch = RibChanges::default();
-        let Some(Some(p)) = self.peers.get_mut(peer.0 as usize) else {
+        if !matches!(self.peers.get(usize::from(peer.0)), Some(Some(_))) {
             return ch;
-        };
-        let changes = f(&mut p.adj_in, &mut self.store);
-        self.apply_changes(peer, changes, &mut ch);
+        }
+        let mut best = Vec::new();
+        for family in families {
+            let peers = &self.peers;
+            let local_info = &self.local_info;
+            let lookup = |s: SourceId| lookup_source(peers, local_info, s);
+            self.loc.for_source(
+                &mut self.store,
+                lookup,
+                family,
+                peer,
+                &mut op,
+                &mut ch.adj_in,
+                &mut best,
+            );
+        }
+        if let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) {
+            for c in &ch.adj_in {
+                if c.route.is_none() {
+                    if let Some(n) = p.counts.get_mut(c.family) {
+                        *n = n.saturating_sub(1);
+                    }
+                }
+            }
+        }
+        for b in best {
+            self.propagate(b, &mut ch);
+        }
         ch
     }
 
@@ -320,29 +375,34 @@ impl Rib {
             end_of_rib: update.end_of_rib(),
             ..RibChanges::default()
         };
-        let Some(Some(p)) = self.peers.get_mut(peer.0 as usize) else {
+        let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) else {
             return ch;
         };
         if !p.config.keep_adj_rib_in {
             return ch;
         }
-        let mut changes = Vec::new();
+        let n = update.prefix_count();
+        ch.adj_in.reserve(n);
+        ch.best.reserve(n);
         for (family, nlri) in update.withdrawn_all() {
-            changes.extend(p.adj_in.withdraw(&mut self.store, family, &nlri));
+            self.set_path(peer, family, nlri, None, &mut ch);
         }
+        let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) else {
+            return ch;
+        };
         let mut withdraw_all = update.is_treat_as_withdraw();
-        let mut attrs = update.attributes.clone();
+        let mut otc = update.attributes.otc;
         if !withdraw_all {
-            match otc_ingress(p.config.local_role, p.config.asn, attrs.otc) {
+            match otc_ingress(p.config.local_role, p.config.asn, otc) {
                 Err(()) => withdraw_all = true,
-                Ok(Some(otc)) => attrs.otc = Some(otc),
+                Ok(Some(o)) => otc = Some(o),
                 Ok(None) => {}
             }
         }
         let mut shared: Option<(AfiSafi, Attrs)> = None;
         for (family, nlri) in update.announced() {
             if withdraw_all {
-                changes.extend(p.adj_in.withdraw(&mut self.store, family, &nlri));
+                self.set_path(peer, family, nlri, None, &mut ch);
                 continue;
             }
             let base = match &shared {
@@ -352,7 +412,8 @@ impl Rib {
                         Some(m) if m.family == family => Some(m.next_hop.clone()),
                         _ => None,
                     };
-                    let mut a = attrs.clone();
+                    let mut a = update.attributes.clone();
+                    a.otc = otc;
                     if mp_next_hop.is_some() {
                         a.next_hop = None;
                     }
@@ -366,6 +427,9 @@ impl Rib {
                     interned
                 }
             };
+            let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) else {
+                break;
+            };
             let chosen = match p.import.import(&p.config, family, &nlri, &base) {
                 PolicyAction::Accept => Some(base),
                 PolicyAction::Reject => {
@@ -377,25 +441,71 @@ impl Rib {
                     Some(self.store.intern(m))
                 }
             };
-            changes.extend(match chosen {
-                Some(a) => p.adj_in.announce(&mut self.store, family, nlri, a),
-                None => p.adj_in.withdraw(&mut self.store, family, &nlri),
-            });
+            self.set_path(peer, family, nlri, chosen, &mut ch);
         }
         if let Some((_, a)) = shared {
             self.store.release(a);
         }
-        for f in AfiSafi::KNOWN {
-            if p.adj_in.exceeds_max_prefix(f) {
-                ch.max_prefix_exceeded.push(f);
+        if let Some(Some(p)) = self.peers.get(usize::from(peer.0)) {
+            for (f, n) in p.counts.iter() {
+                if p.config.max_prefix.is_some_and(|m| *n > m) {
+                    ch.max_prefix_exceeded.push(f);
+                }
             }
         }
-        self.apply_changes(peer, changes, &mut ch);
         ch
     }
 
+    /// Sets one path of a peer (`None`: withdrawn), keeps the counts, records the change and
+    /// propagates a best-route change.
+    fn set_path(
+        &mut self,
+        peer: SourceId,
+        family: AfiSafi,
+        nlri: Nlri,
+        attrs: Option<Attrs>,
+        ch: &mut RibChanges,
+    ) {
+        let entry = attrs.as_ref().map(|a| AdjEntry {
+            attrs: a.clone(),
+            stale: Staleness::Fresh,
+        });
+        let peers = &self.peers;
+        let local_info = &self.local_info;
+        let lookup = |s: SourceId| lookup_source(peers, local_info, s);
+        let r = self.loc.set(
+            &mut self.store,
+            lookup,
+            family,
+            nlri.prefix,
+            peer,
+            nlri.path_id.unwrap_or(0),
+            attrs.map(|a| (a, Staleness::Fresh)),
+        );
+        if !r.changed {
+            return;
+        }
+        if let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) {
+            if let Some(n) = p.counts.get_mut(family) {
+                match (r.before, r.after) {
+                    (false, true) => *n += 1,
+                    (true, false) => *n = n.saturating_sub(1),
+                    _ => {}
+                }
+            }
+        }
+        ch.adj_in.push(InChange {
+            family,
+            nlri,
+            route: entry,
+        });
+        if let Some(b) = r.best {
+            self.propagate(b, ch);
+        }
+    }
+
     /// Announces one of the embedder's own routes. Announcing what is already announced
-    /// changes nothing.
+    /// changes nothing (an empty change set, nothing queued for any peer).
     pub fn announce(
         &mut self,
         family: AfiSafi,
@@ -404,29 +514,8 @@ impl Rib {
     ) -> RibChanges {
         self.store.sweep();
         let mut ch = RibChanges::default();
-        let prefix = prefix.trunc();
         let a = self.store.intern(attrs);
-        let Some(t) = self.local.get_mut(family) else {
-            self.store.release(a);
-            return ch;
-        };
-        if let Some(old) = t.get(&prefix) {
-            if std::sync::Arc::ptr_eq(old, &a) {
-                self.store.release(a);
-                return ch;
-            }
-        }
-        if let Some(old) = t.insert(prefix, a.clone()) {
-            self.store.release(old);
-        }
-        self.loc_update(
-            SourceId::LOCAL,
-            family,
-            prefix,
-            0,
-            Some((a, Staleness::Fresh)),
-            &mut ch,
-        );
+        self.set_local(family, prefix.trunc(), Some(a), &mut ch);
         ch
     }
 
@@ -434,19 +523,14 @@ impl Rib {
     pub fn withdraw(&mut self, family: AfiSafi, prefix: IpNet) -> RibChanges {
         self.store.sweep();
         let mut ch = RibChanges::default();
-        let prefix = prefix.trunc();
-        let Some(old) = self.local.get_mut(family).and_then(|t| t.remove(&prefix)) else {
-            return ch;
-        };
-        self.store.release(old);
-        self.loc_update(SourceId::LOCAL, family, prefix, 0, None, &mut ch);
+        self.set_local(family, prefix.trunc(), None, &mut ch);
         ch
     }
 
     /// Appends the UPDATEs the peer is owed (see [`AdjRibOut::drain`]).
     pub fn drain(&mut self, peer: SourceId, out: &mut BytesMut) -> Drained {
         self.store.sweep();
-        let Some(Some(p)) = self.peers.get_mut(peer.0 as usize) else {
+        let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) else {
             return Drained::default();
         };
         let Some((ctx, _)) = &p.session else {
@@ -473,66 +557,62 @@ impl Rib {
     }
 
     /// A peer's Adj-RIB-In.
-    pub fn adj_rib_in(&self, peer: SourceId) -> Option<&AdjRibIn> {
-        Some(&self.peers.get(peer.0 as usize)?.as_ref()?.adj_in)
+    pub fn adj_rib_in(&self, peer: SourceId) -> Option<AdjRibIn<'_>> {
+        let p = self.peers.get(usize::from(peer.0))?.as_ref()?;
+        Some(AdjRibIn {
+            loc: &self.loc,
+            source: peer,
+            counts: &p.counts,
+        })
     }
 
     /// A peer's Adj-RIB-Out.
     pub fn adj_rib_out(&self, peer: SourceId) -> Option<&AdjRibOut> {
-        Some(&self.peers.get(peer.0 as usize)?.as_ref()?.adj_out)
+        Some(&self.peers.get(usize::from(peer.0))?.as_ref()?.adj_out)
     }
 
     /// The embedder's own routes of a family.
-    pub fn local_routes(&self, family: AfiSafi) -> impl Iterator<Item = (&IpNet, &Attrs)> {
-        self.local.get(family).into_iter().flat_map(|t| t.iter())
+    pub fn local_routes(&self, family: AfiSafi) -> impl Iterator<Item = (IpNet, &Attrs)> {
+        self.loc
+            .paths_of(family, SourceId::LOCAL)
+            .map(|(p, c)| (p, &c.attrs))
     }
 
-    fn apply_changes(&mut self, peer: SourceId, changes: Vec<InChange>, ch: &mut RibChanges) {
-        for c in &changes {
-            let route = c.route.as_ref().map(|e| (e.attrs.clone(), e.stale));
-            let path_id = c.nlri.path_id.unwrap_or(0);
-            self.loc_update(peer, c.family, c.nlri.prefix, path_id, route, ch);
-        }
-        ch.adj_in = changes;
-    }
-
-    fn loc_update(
+    fn set_local(
         &mut self,
-        source: SourceId,
         family: AfiSafi,
         prefix: IpNet,
-        path_id: u32,
-        route: Option<(Attrs, Staleness)>,
+        attrs: Option<Attrs>,
         ch: &mut RibChanges,
     ) {
         let peers = &self.peers;
         let local_info = &self.local_info;
-        let lookup = |s: SourceId| -> Option<&SourceInfo> {
-            if s == SourceId::LOCAL {
-                Some(local_info)
-            } else {
-                peers.get(s.0 as usize)?.as_ref().map(|p| &p.info)
-            }
-        };
-        let Some(change) = self.loc.update(
+        let lookup = |s: SourceId| lookup_source(peers, local_info, s);
+        let r = self.loc.set(
             &mut self.store,
             lookup,
             family,
             prefix,
-            source,
-            path_id,
-            route,
-        ) else {
-            return;
-        };
+            SourceId::LOCAL,
+            0,
+            attrs.map(|a| (a, Staleness::Fresh)),
+        );
+        if let Some(b) = r.best {
+            self.propagate(b, ch);
+        }
+    }
+
+    /// Reports a best-route change to the sink and every peer's Adj-RIB-Out.
+    fn propagate(&mut self, change: BestChange, ch: &mut RibChanges) {
         self.sink.best_changed(&change);
         for id in 1..self.peers.len() {
+            let Ok(id) = u16::try_from(id) else { break };
             Self::export_to(
                 &self.config,
                 &mut self.store,
                 &self.local_info,
                 &mut self.peers,
-                SourceId(id as u32),
+                SourceId(id),
                 &change,
             );
         }
@@ -553,11 +633,11 @@ impl Rib {
             if b.source == SourceId::LOCAL {
                 Some((*local_info, false, b))
             } else {
-                let p = peers.get(b.source.0 as usize)?.as_ref()?;
+                let p = peers.get(usize::from(b.source.0))?.as_ref()?;
                 Some((p.info, p.config.rr_client, b))
             }
         });
-        let Some(Some(p)) = peers.get_mut(to.0 as usize) else {
+        let Some(Some(p)) = peers.get_mut(usize::from(to.0)) else {
             return;
         };
         let Some((_, families)) = &p.session else {
@@ -582,5 +662,17 @@ impl Rib {
         });
         let should = should.map(|a| store.intern(a));
         p.adj_out.set(store, change.family, nlri, should);
+    }
+}
+
+fn lookup_source<'a>(
+    peers: &'a [Option<PeerState>],
+    local_info: &'a SourceInfo,
+    s: SourceId,
+) -> Option<&'a SourceInfo> {
+    if s == SourceId::LOCAL {
+        Some(local_info)
+    } else {
+        peers.get(usize::from(s.0))?.as_ref().map(|p| &p.info)
     }
 }

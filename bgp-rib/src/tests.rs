@@ -89,7 +89,7 @@ fn drain_updates(rib: &mut Rib, id: SourceId) -> (Drained, Vec<Update>) {
 #[test]
 fn apply_update_returns_the_change_set() {
     let mut rib = Rib::new(cfg());
-    let a = rib.add_peer(peer(65001, 2));
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
     let ch = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8", "11.0.0.0/8"], &[]));
     assert_eq!(ch.adj_in.len(), 2);
     assert_eq!(ch.best.len(), 2);
@@ -128,8 +128,8 @@ fn apply_update_returns_the_change_set() {
 #[test]
 fn attributes_are_shared_between_routes_and_peers() {
     let mut rib = Rib::new(cfg());
-    let a = rib.add_peer(peer(65001, 2));
-    let b = rib.add_peer(peer(65001, 3));
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let b = rib.add_peer(peer(65001, 3)).unwrap();
     let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8", "11.0.0.0/8"], &[]));
     let _ = rib.apply_update(b, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
     let x = rib
@@ -149,7 +149,7 @@ fn attributes_are_shared_between_routes_and_peers() {
 #[test]
 fn treat_as_withdraw_removes_the_announced_prefixes() {
     let mut rib = Rib::new(cfg());
-    let a = rib.add_peer(peer(65001, 2));
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
     let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
     // The same prefix again, in an UPDATE with a malformed attribute.
     let mut body = BytesMut::new();
@@ -173,7 +173,7 @@ fn treat_as_withdraw_removes_the_announced_prefixes() {
 #[test]
 fn stale_mark_refresh_purge() {
     let mut rib = Rib::new(cfg());
-    let a = rib.add_peer(peer(65001, 2));
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
     let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8", "11.0.0.0/8"], &[]));
     let ch = rib.peer_down(a, true);
     assert_eq!(ch.adj_in.len(), 2);
@@ -199,7 +199,7 @@ fn stale_mark_refresh_purge() {
 #[test]
 fn llgr_stale_and_no_llgr() {
     let mut rib = Rib::new(cfg());
-    let a = rib.add_peer(peer(65001, 2));
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
     let mut no_llgr = attrs(&[65001]);
     no_llgr.communities = Some(Communities::new([Community::NO_LLGR]));
     let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
@@ -221,7 +221,7 @@ fn max_prefix_is_reported() {
     let mut rib = Rib::new(cfg());
     let mut c = peer(65001, 2);
     c.max_prefix = Some(2);
-    let a = rib.add_peer(c);
+    let a = rib.add_peer(c).unwrap();
     let ch = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8", "11.0.0.0/8"], &[]));
     assert!(ch.max_prefix_exceeded.is_empty());
     let ch = rib.apply_update(a, &upd(attrs(&[65001]), &["12.0.0.0/8"], &[]));
@@ -233,7 +233,7 @@ fn no_adj_rib_in_keeps_nothing() {
     let mut rib = Rib::new(cfg());
     let mut c = peer(65001, 2);
     c.keep_adj_rib_in = false;
-    let a = rib.add_peer(c);
+    let a = rib.add_peer(c).unwrap();
     let ch = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
     assert!(ch.is_empty());
     assert!(rib.loc_rib().is_empty());
@@ -243,7 +243,7 @@ fn no_adj_rib_in_keeps_nothing() {
 #[test]
 fn mp_routes_keep_their_next_hop() {
     let mut rib = Rib::new(cfg());
-    let a = rib.add_peer(peer(65001, 2));
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
     let nh = NextHop::Ipv6("2001:db8::1".parse().unwrap());
     let u = Update {
         attributes: PathAttributes {
@@ -280,8 +280,8 @@ fn two_peers(
     b_attrs: PathAttributes,
 ) -> (Rib, SourceId, SourceId) {
     let mut rib = Rib::new(cfg());
-    let a = rib.add_peer(a_cfg);
-    let b = rib.add_peer(b_cfg);
+    let a = rib.add_peer(a_cfg).unwrap();
+    let b = rib.add_peer(b_cfg).unwrap();
     let _ = rib.apply_update(a, &upd(a_attrs, &["10.0.0.0/8"], &[]));
     let _ = rib.apply_update(b, &upd(b_attrs, &["10.0.0.0/8"], &[]));
     (rib, a, b)
@@ -441,7 +441,7 @@ fn only_real_best_changes_are_reported() {
     }
     rib.set_sink(Box::new(Count(log.clone())));
     // A worse path from a new peer: Loc-RIB best unchanged.
-    let c = rib.add_peer(peer(65003, 4));
+    let c = rib.add_peer(peer(65003, 4)).unwrap();
     let ch = rib.apply_update(c, &upd(attrs(&[65003, 1, 2, 3]), &["10.0.0.0/8"], &[]));
     assert_eq!((ch.adj_in.len(), ch.best.len()), (1, 0));
     // The best withdrawn: one change, to the next best.
@@ -454,7 +454,7 @@ fn only_real_best_changes_are_reported() {
 #[test]
 fn add_path_candidates_from_one_peer() {
     let mut rib = Rib::new(cfg());
-    let a = rib.add_peer(peer(65001, 2));
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
     let mk = |id: u32| Nlris::new(V4, true, [Nlri::with_path_id(p("10.0.0.0/8"), id)]).unwrap();
     let u1 = Update {
         attributes: attrs(&[65001, 1, 2]),
@@ -489,7 +489,7 @@ fn local_announcements_are_idempotent() {
     assert!(rib.announce(V4, p("192.0.2.0/24"), ra.clone()).is_empty());
     assert!(rib.withdraw(V4, p("198.51.100.0/24")).is_empty());
     // Local routes win over learned ones.
-    let a = rib.add_peer(peer(65001, 2));
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
     let ch = rib.apply_update(a, &upd(attrs(&[65001]), &["192.0.2.0/24"], &[]));
     assert!(ch.best.is_empty());
     assert_eq!(best_source(&rib, "192.0.2.0/24"), Some(SourceId::LOCAL));
@@ -502,8 +502,8 @@ fn local_announcements_are_idempotent() {
 #[test]
 fn ebgp_export_prepends_and_sets_next_hop_self() {
     let mut rib = Rib::new(cfg());
-    let a = rib.add_peer(peer(65001, 2));
-    let b = rib.add_peer(peer(65002, 3));
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let b = rib.add_peer(peer(65002, 3)).unwrap();
     up(&mut rib, b);
     let (d, us) = drain_updates(&mut rib, b);
     assert_eq!(
@@ -534,8 +534,8 @@ fn ebgp_export_prepends_and_sets_next_hop_self() {
 #[test]
 fn ibgp_split_horizon_and_route_reflection() {
     let mut rib = Rib::new(cfg());
-    let a = rib.add_peer(peer(65000, 2));
-    let b = rib.add_peer(peer(65000, 3));
+    let a = rib.add_peer(peer(65000, 2)).unwrap();
+    let b = rib.add_peer(peer(65000, 3)).unwrap();
     up(&mut rib, b);
     let _ = drain_updates(&mut rib, b);
     let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
@@ -551,8 +551,8 @@ fn ibgp_split_horizon_and_route_reflection() {
     });
     let mut ca = peer(65000, 2);
     ca.rr_client = true;
-    let a = rib.add_peer(ca);
-    let b = rib.add_peer(peer(65000, 3));
+    let a = rib.add_peer(ca).unwrap();
+    let b = rib.add_peer(peer(65000, 3)).unwrap();
     up(&mut rib, b);
     let _ = drain_updates(&mut rib, b);
     let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
@@ -584,8 +584,8 @@ fn well_known_communities_are_honoured() {
         (Community::new(1, 1), true, true),
     ] {
         let mut rib = Rib::new(cfg());
-        let e = rib.add_peer(peer(65002, 3));
-        let i = rib.add_peer(peer(65000, 4));
+        let e = rib.add_peer(peer(65002, 3)).unwrap();
+        let i = rib.add_peer(peer(65000, 4)).unwrap();
         up(&mut rib, e);
         up(&mut rib, i);
         let _ = drain_updates(&mut rib, e);
@@ -609,9 +609,9 @@ fn otc_roles() {
     from_customer.local_role = Some(Role::Provider);
     let mut to_peer = peer(65002, 3);
     to_peer.local_role = Some(Role::Peer);
-    let prov = rib.add_peer(from_provider);
-    let cust = rib.add_peer(from_customer);
-    let lateral = rib.add_peer(to_peer);
+    let prov = rib.add_peer(from_provider).unwrap();
+    let cust = rib.add_peer(from_customer).unwrap();
+    let lateral = rib.add_peer(to_peer).unwrap();
     up(&mut rib, lateral);
     up(&mut rib, cust);
     let _ = drain_updates(&mut rib, lateral);
@@ -646,8 +646,8 @@ fn otc_roles() {
 #[test]
 fn slow_peer_gets_each_prefix_once_in_its_latest_state() {
     let mut rib = Rib::new(cfg());
-    let a = rib.add_peer(peer(65001, 2));
-    let b = rib.add_peer(peer(65002, 3));
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let b = rib.add_peer(peer(65002, 3)).unwrap();
     up(&mut rib, b);
     let _ = drain_updates(&mut rib, b);
     for i in 0..5u32 {
@@ -685,7 +685,7 @@ fn slow_peer_gets_each_prefix_once_in_its_latest_state() {
 #[test]
 fn initial_table_is_packed_then_end_of_rib() {
     let mut rib = Rib::new(cfg());
-    let a = rib.add_peer(peer(65001, 2));
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
     let prefixes: Vec<String> = (0..3000u32)
         .map(|i| format!("10.{}.{}.0/24", i / 256, i % 256))
         .collect();
@@ -693,7 +693,7 @@ fn initial_table_is_packed_then_end_of_rib() {
     for chunk in refs.chunks(500) {
         let _ = rib.apply_update(a, &upd(attrs(&[65001]), chunk, &[]));
     }
-    let b = rib.add_peer(peer(65002, 3));
+    let b = rib.add_peer(peer(65002, 3)).unwrap();
     up(&mut rib, b);
     let (d, us) = drain_updates(&mut rib, b);
     assert_eq!(d.announced, 3000);
@@ -736,8 +736,8 @@ proptest! {
         local in proptest::collection::vec((arb_prefix(), arb_route_attrs()), 0..5),
     ) {
         let mut rib = Rib::new(cfg());
-        let peers: Vec<SourceId> = (0..3u8).map(|i| rib.add_peer(peer(65001 + u32::from(i), i + 2))).collect();
-        let out = rib.add_peer(peer(65010, 20));
+        let peers: Vec<SourceId> = (0..3u8).map(|i| rib.add_peer(peer(65001 + u32::from(i), i + 2)).unwrap()).collect();
+        let out = rib.add_peer(peer(65010, 20)).unwrap();
         up(&mut rib, out);
         let mut announced: Vec<(SourceId, IpNet)> = Vec::new();
         for (who, a, ann, wd) in &ops {
