@@ -336,7 +336,10 @@ impl Rib {
         if !matches!(self.peers.get(usize::from(peer.0)), Some(Some(_))) {
             return ch;
         }
-        let mut best = Vec::new();
+        if let Some(Some(p)) = self.peers.get(usize::from(peer.0)) {
+            let n: usize = families.iter().filter_map(|f| p.counts.get(*f)).sum();
+            ch.adj_in.reserve(n);
+        }
         for family in families {
             let peers = &self.peers;
             let local_info = &self.local_info;
@@ -348,7 +351,7 @@ impl Rib {
                 peer,
                 &mut op,
                 &mut ch.adj_in,
-                &mut best,
+                &mut ch.best,
             );
         }
         if let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) {
@@ -360,8 +363,8 @@ impl Rib {
                 }
             }
         }
-        for b in best {
-            self.propagate(b, &mut ch);
+        for b in &ch.best {
+            self.notify(b);
         }
         ch
     }
@@ -602,9 +605,15 @@ impl Rib {
         }
     }
 
-    /// Reports a best-route change to the sink and every peer's Adj-RIB-Out.
+    /// Reports a best-route change to the sink and every peer's Adj-RIB-Out, and records it.
     fn propagate(&mut self, change: BestChange, ch: &mut RibChanges) {
-        self.sink.best_changed(&change);
+        self.notify(&change);
+        ch.best.push(change);
+    }
+
+    /// Reports a best-route change to the sink and every peer's Adj-RIB-Out.
+    fn notify(&mut self, change: &BestChange) {
+        self.sink.best_changed(change);
         for id in 1..self.peers.len() {
             let Ok(id) = u16::try_from(id) else { break };
             Self::export_to(
@@ -613,10 +622,9 @@ impl Rib {
                 &self.local_info,
                 &mut self.peers,
                 SourceId(id),
-                &change,
+                change,
             );
         }
-        ch.best.push(change);
     }
 
     /// Runs the export rules and policy of one peer for a best-route change and records the
