@@ -153,13 +153,34 @@ impl AdjRibOut {
     /// by attribute set, each group packed as tightly as `ctx.max_message_len` allows; then
     /// the End-of-RIB markers that are due.
     pub fn drain(&mut self, store: &mut AttrStore, ctx: &Context, out: &mut BytesMut) -> Drained {
+        self.drain_limited(store, ctx, out, usize::MAX)
+    }
+
+    /// Like [`AdjRibOut::drain`], but handles at most `max_prefixes` queued prefixes (the
+    /// oldest first), so that a writer caps its work per wake-up; the rest stays queued.
+    /// End-of-RIB of a family follows only once its queue is empty.
+    pub fn drain_limited(
+        &mut self,
+        store: &mut AttrStore,
+        ctx: &Context,
+        out: &mut BytesMut,
+        max_prefixes: usize,
+    ) -> Drained {
         let mut d = Drained::default();
+        let mut budget = max_prefixes;
         for family in AfiSafi::KNOWN {
             let (Some(t), Some(q)) = (self.tables.get_mut(family), self.queue.get_mut(family))
             else {
                 continue;
             };
-            let queue = std::mem::take(q);
+            let take = q.len().min(budget);
+            budget -= take;
+            let queue: Vec<Nlri> = if take == q.len() {
+                std::mem::take(q)
+            } else {
+                q.drain(..take).collect()
+            };
+            let queue_empty = q.is_empty();
             let mut withdraws: Vec<Nlri> = Vec::new();
             let mut groups: FastMap<usize, (Attrs, Vec<Nlri>)> = FastMap::default();
             for nlri in queue {
@@ -219,7 +240,7 @@ impl AdjRibOut {
                     t.remove(&nlri);
                 }
             }
-            if self.eor_pending.contains(family) {
+            if queue_empty && self.eor_pending.contains(family) {
                 let eor = Message::Update(Update::end_of_rib_marker(family));
                 if eor.encode(ctx, out).is_ok() {
                     d.messages += 1;

@@ -15,7 +15,7 @@ use crate::export::{From, export, otc_ingress};
 use crate::intern::{AttrStore, Attrs, RouteAttributes};
 use crate::loc::{BestChange, LocRib, PathOp};
 use crate::policy::{AcceptAll, ExportPolicy, ImportPolicy, PolicyAction, RouteSink};
-use crate::table::PerFamily;
+use crate::table::{FastMap, PerFamily};
 
 /// This speaker's identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,6 +137,8 @@ pub struct Rib {
     local_info: SourceInfo,
     /// Indexed by `SourceId`; slot 0 (local) is always `None`.
     peers: Vec<Option<PeerState>>,
+    /// Local routes announced to some peers only.
+    local_scope: Scopes,
     sink: Box<dyn RouteSink>,
 }
 
@@ -164,6 +166,7 @@ impl Rib {
             loc: LocRib::new(),
             local_info: SourceInfo::local(config.local_asn, config.router_id),
             peers: vec![None],
+            local_scope: PerFamily::default(),
             sink,
         }
     }
@@ -244,14 +247,12 @@ impl Rib {
                 old: None,
                 new: Some(best),
             };
-            Self::export_to(
-                &self.config,
-                &mut self.store,
-                &self.local_info,
-                &mut self.peers,
-                peer,
-                &change,
-            );
+            let env = Env {
+                config: &self.config,
+                local_info: &self.local_info,
+                scope: scope_of(&self.local_scope, &change),
+            };
+            Self::export_to(&env, &mut self.store, &mut self.peers, peer, &change);
         }
     }
 
@@ -393,7 +394,20 @@ impl Rib {
         let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) else {
             return ch;
         };
-        let mut withdraw_all = update.is_treat_as_withdraw();
+        let ibgp = p.info.ibgp;
+        let a = &update.attributes;
+        // Ineligible routes (RFC 4271 §9.1.2): our AS in the path (a loop); a reflected
+        // route of our own or one that passed our cluster already (RFC 4456 §8).
+        let looped = a
+            .as_path
+            .as_ref()
+            .is_some_and(|path| path.contains(self.config.local_asn))
+            || ibgp && a.originator_id == Some(self.config.router_id)
+            || ibgp
+                && a.cluster_list.as_ref().is_some_and(|l| {
+                    l.contains(self.config.cluster_id.unwrap_or(self.config.router_id))
+                });
+        let mut withdraw_all = update.is_treat_as_withdraw() || looped;
         let mut otc = update.attributes.otc;
         if !withdraw_all {
             match otc_ingress(p.config.local_role, p.config.asn, otc) {
@@ -419,6 +433,12 @@ impl Rib {
                     a.otc = otc;
                     if mp_next_hop.is_some() {
                         a.next_hop = None;
+                    }
+                    if !ibgp {
+                        // RFC 7606 §7.5, §7.9, §7.10: discarded when from an external peer.
+                        a.local_pref = None;
+                        a.originator_id = None;
+                        a.cluster_list = None;
                     }
                     let interned = self.store.intern(RouteAttributes {
                         attrs: a,
@@ -507,18 +527,68 @@ impl Rib {
         }
     }
 
-    /// Announces one of the embedder's own routes. Announcing what is already announced
-    /// changes nothing (an empty change set, nothing queued for any peer).
+    /// Announces one of the embedder's own routes to every peer. Announcing what is already
+    /// announced changes nothing (an empty change set, nothing queued for any peer).
     pub fn announce(
         &mut self,
         family: AfiSafi,
         prefix: IpNet,
         attrs: RouteAttributes,
     ) -> RibChanges {
+        self.announce_scoped(family, prefix, attrs, None)
+    }
+
+    /// Announces one of the embedder's own routes to the named peers only.
+    pub fn announce_to(
+        &mut self,
+        family: AfiSafi,
+        prefix: IpNet,
+        attrs: RouteAttributes,
+        peers: &[SourceId],
+    ) -> RibChanges {
+        self.announce_scoped(family, prefix, attrs, Some(peers))
+    }
+
+    fn announce_scoped(
+        &mut self,
+        family: AfiSafi,
+        prefix: IpNet,
+        attrs: RouteAttributes,
+        peers: Option<&[SourceId]>,
+    ) -> RibChanges {
         self.store.sweep();
         let mut ch = RibChanges::default();
+        let prefix = prefix.trunc();
+        let scope_changed = match self.local_scope.get_mut(family) {
+            Some(t) => {
+                let new: Option<Box<[SourceId]>> = peers.map(|p| {
+                    let mut v = p.to_vec();
+                    v.sort_unstable();
+                    v.dedup();
+                    v.into_boxed_slice()
+                });
+                let old = match &new {
+                    Some(n) => t.insert(prefix, n.clone()),
+                    None => t.remove(&prefix),
+                };
+                old != new
+            }
+            None => false,
+        };
         let a = self.store.intern(attrs);
-        self.set_local(family, prefix.trunc(), Some(a), &mut ch);
+        self.set_local(family, prefix, Some(a), &mut ch);
+        if scope_changed && ch.best.is_empty() {
+            // Same route, other peers: only the Adj-RIBs-Out change.
+            if let Some(best) = self.loc.best(family, &prefix) {
+                let change = BestChange {
+                    family,
+                    prefix,
+                    old: None,
+                    new: Some(best),
+                };
+                self.export_all(&change);
+            }
+        }
         ch
     }
 
@@ -526,12 +596,27 @@ impl Rib {
     pub fn withdraw(&mut self, family: AfiSafi, prefix: IpNet) -> RibChanges {
         self.store.sweep();
         let mut ch = RibChanges::default();
-        self.set_local(family, prefix.trunc(), None, &mut ch);
+        let prefix = prefix.trunc();
+        self.set_local(family, prefix, None, &mut ch);
+        if let Some(t) = self.local_scope.get_mut(family) {
+            t.remove(&prefix);
+        }
         ch
     }
 
     /// Appends the UPDATEs the peer is owed (see [`AdjRibOut::drain`]).
     pub fn drain(&mut self, peer: SourceId, out: &mut BytesMut) -> Drained {
+        self.drain_limited(peer, out, usize::MAX)
+    }
+
+    /// Appends UPDATEs for at most `max_prefixes` of what the peer is owed (see
+    /// [`AdjRibOut::drain_limited`]).
+    pub fn drain_limited(
+        &mut self,
+        peer: SourceId,
+        out: &mut BytesMut,
+        max_prefixes: usize,
+    ) -> Drained {
         self.store.sweep();
         let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) else {
             return Drained::default();
@@ -539,7 +624,8 @@ impl Rib {
         let Some((ctx, _)) = &p.session else {
             return Drained::default();
         };
-        p.adj_out.drain(&mut self.store, ctx, out)
+        p.adj_out
+            .drain_limited(&mut self.store, ctx, out, max_prefixes)
     }
 
     /// Frees every attribute set no route uses any more, by a full scan of the store. Each
@@ -614,32 +700,38 @@ impl Rib {
     /// Reports a best-route change to the sink and every peer's Adj-RIB-Out.
     fn notify(&mut self, change: &BestChange) {
         self.sink.best_changed(change);
+        self.export_all(change);
+    }
+
+    /// Runs the export of a best-route change for every peer.
+    fn export_all(&mut self, change: &BestChange) {
+        let env = Env {
+            config: &self.config,
+            local_info: &self.local_info,
+            scope: scope_of(&self.local_scope, change),
+        };
         for id in 1..self.peers.len() {
             let Ok(id) = u16::try_from(id) else { break };
-            Self::export_to(
-                &self.config,
-                &mut self.store,
-                &self.local_info,
-                &mut self.peers,
-                SourceId(id),
-                change,
-            );
+            Self::export_to(&env, &mut self.store, &mut self.peers, SourceId(id), change);
         }
     }
 
     /// Runs the export rules and policy of one peer for a best-route change and records the
     /// result in its Adj-RIB-Out.
     fn export_to(
-        config: &RibConfig,
+        env: &Env<'_>,
         store: &mut AttrStore,
-        local_info: &SourceInfo,
         peers: &mut [Option<PeerState>],
         to: SourceId,
         change: &BestChange,
     ) {
+        let config = env.config;
         let from = change.new.as_ref().and_then(|b| {
             if b.source == SourceId::LOCAL {
-                Some((*local_info, false, b))
+                if env.scope.is_some_and(|s| !s.contains(&to)) {
+                    return None;
+                }
+                Some((*env.local_info, false, b))
             } else {
                 let p = peers.get(usize::from(b.source.0))?.as_ref()?;
                 Some((p.info, p.config.rr_client, b))
@@ -683,4 +775,22 @@ fn lookup_source<'a>(
     } else {
         peers.get(usize::from(s.0))?.as_ref().map(|p| &p.info)
     }
+}
+
+/// What the export of one change needs besides the peers.
+struct Env<'a> {
+    config: &'a RibConfig,
+    local_info: &'a SourceInfo,
+    /// The peers a local route is limited to, if it is.
+    scope: Option<&'a [SourceId]>,
+}
+
+type Scopes = PerFamily<FastMap<IpNet, Box<[SourceId]>>>;
+
+fn scope_of<'a>(scopes: &'a Scopes, change: &BestChange) -> Option<&'a [SourceId]> {
+    let b = change.new.as_ref()?;
+    if b.source != SourceId::LOCAL {
+        return None;
+    }
+    scopes.get(change.family)?.get(&change.prefix).map(|s| &**s)
 }

@@ -217,6 +217,50 @@ fn llgr_stale_and_no_llgr() {
 }
 
 #[test]
+fn ineligible_routes_and_ebgp_only_attributes() {
+    let mut rib = Rib::new(RibConfig {
+        cluster_id: Some(Ipv4Addr::new(9, 9, 9, 9)),
+        ..cfg()
+    });
+    let e = rib.add_peer(peer(65001, 2)).unwrap();
+    let i = rib.add_peer(peer(65000, 3)).unwrap();
+    // Our own AS in the path: a loop.
+    let ch = rib.apply_update(e, &upd(attrs(&[65001, 65000, 7]), &["10.0.0.0/8"], &[]));
+    assert!(ch.adj_in.is_empty());
+    // Reflected back to us: our router id as ORIGINATOR_ID, or our cluster in CLUSTER_LIST.
+    let own = PathAttributes {
+        originator_id: Some(Ipv4Addr::new(1, 1, 1, 1)),
+        ..attrs(&[65001])
+    };
+    assert!(
+        rib.apply_update(i, &upd(own, &["10.0.0.0/8"], &[]))
+            .adj_in
+            .is_empty()
+    );
+    let cl = PathAttributes {
+        cluster_list: Some(ClusterList::new([Ipv4Addr::new(9, 9, 9, 9)])),
+        ..attrs(&[65001])
+    };
+    assert!(
+        rib.apply_update(i, &upd(cl, &["10.0.0.0/8"], &[]))
+            .adj_in
+            .is_empty()
+    );
+    // LOCAL_PREF, ORIGINATOR_ID, CLUSTER_LIST from an external peer are discarded.
+    let ext = PathAttributes {
+        local_pref: Some(500),
+        originator_id: Some(Ipv4Addr::new(5, 5, 5, 5)),
+        cluster_list: Some(ClusterList::new([Ipv4Addr::new(5, 5, 5, 5)])),
+        ..attrs(&[65001])
+    };
+    let _ = rib.apply_update(e, &upd(ext, &["11.0.0.0/8"], &[]));
+    let b = rib.loc_rib().best(V4, &p("11.0.0.0/8")).unwrap();
+    assert_eq!(b.attrs.attrs.local_pref, None);
+    assert_eq!(b.attrs.attrs.originator_id, None);
+    assert_eq!(b.attrs.attrs.cluster_list, None);
+}
+
+#[test]
 fn max_prefix_is_reported() {
     let mut rib = Rib::new(cfg());
     let mut c = peer(65001, 2);
@@ -497,6 +541,25 @@ fn local_announcements_are_idempotent() {
     assert_eq!(ch.best[0].new.as_ref().unwrap().source, a);
 }
 
+#[test]
+fn local_announcements_limited_to_named_peers() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let b = rib.add_peer(peer(65002, 3)).unwrap();
+    for id in [a, b] {
+        up(&mut rib, id);
+        let _ = drain_updates(&mut rib, id);
+    }
+    let ra = RouteAttributes::new(attrs(&[]));
+    let _ = rib.announce_to(V4, p("192.0.2.0/24"), ra.clone(), &[b]);
+    assert_eq!(rib.adj_rib_out(a).unwrap().pending(), 0);
+    assert_eq!(rib.adj_rib_out(b).unwrap().pending(), 1);
+    // The same route to everyone: only the Adj-RIBs-Out change.
+    let ch = rib.announce(V4, p("192.0.2.0/24"), ra);
+    assert!(ch.best.is_empty());
+    assert_eq!(rib.adj_rib_out(a).unwrap().pending(), 1);
+}
+
 // ---- Adj-RIB-Out ----
 
 #[test]
@@ -703,6 +766,23 @@ fn initial_table_is_packed_then_end_of_rib() {
     assert_eq!(us.len(), 5);
     assert_eq!(us[us.len() - 2].end_of_rib(), Some(V4));
     assert_eq!(us[us.len() - 1].end_of_rib(), Some(AfiSafi::IPV6_UNICAST));
+}
+
+#[test]
+fn drain_work_can_be_capped() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let prefixes: Vec<String> = (0..100u32).map(|i| format!("10.0.{i}.0/24")).collect();
+    let refs: Vec<&str> = prefixes.iter().map(|s| s.as_str()).collect();
+    let _ = rib.apply_update(a, &upd(attrs(&[65001]), &refs, &[]));
+    let b = rib.add_peer(peer(65002, 3)).unwrap();
+    rib.peer_up(b, Context::default(), AfiSafiSet::from_iter([V4]));
+    let mut out = BytesMut::new();
+    let d = rib.drain_limited(b, &mut out, 60);
+    assert_eq!((d.announced, d.end_of_rib.len()), (60, 0));
+    assert_eq!(rib.adj_rib_out(b).unwrap().pending(), 40);
+    let d = rib.drain_limited(b, &mut out, 60);
+    assert_eq!((d.announced, d.end_of_rib), (40, vec![V4]));
 }
 
 // ---- proptest: everything announced then withdrawn leaves nothing ----
