@@ -69,13 +69,15 @@ fn main() {
     for _ in 0..rounds {
         let t = Instant::now();
         for m in &msgs {
-            if let Ok(Message::Update(u)) = Message::decode(m.clone(), &ctx) {
+            // Matched by reference: moving the UPDATE out of the message would copy it.
+            if let Ok(Message::Update(u)) = &Message::decode(m.clone(), &ctx) {
                 for (_, n) in u.announced() {
                     sink = sink.wrapping_add(u64::from(n.prefix.prefix_len()));
                 }
                 sink += u
                     .attributes
                     .as_path
+                    .as_ref()
                     .map_or(0, |p| p.len_for_best_path() as u64);
             }
         }

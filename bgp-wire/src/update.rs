@@ -1578,6 +1578,37 @@ mod tests {
         }
 
         #[test]
+        fn mutated_updates_never_panic(
+            u in arb_update(true, false, false),
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+            legacy in any::<bool>(),
+        ) {
+            let ctx = Context { max_message_len: 65535, ..Context::default() };
+            let mut body = BytesMut::new();
+            u.encode_body(&ctx, &mut body).unwrap();
+            let mut raw = body.to_vec();
+            if raw.is_empty() {
+                return Ok(());
+            }
+            for (i, v) in flips {
+                let at = i.index(raw.len());
+                raw[at] = v;
+            }
+            let rx = if legacy { Context::legacy() } else { ctx };
+            match Update::decode(Bytes::from(raw), 19, &rx) {
+                Ok(d) => {
+                    let _ = d.announced().count() + d.withdrawn_all().count();
+                    let _ = d.is_treat_as_withdraw();
+                    let _ = Message::Update(d).to_bytes(&ctx);
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.action, Rfc7606Action::SessionReset);
+                    let _ = e.notification();
+                }
+            }
+        }
+
+        #[test]
         fn packer_round_trip(
             attrs in arb_attrs(true),
             prefixes in proptest::collection::vec(arb_nlri(false, false), 1..3000),
