@@ -178,6 +178,45 @@ fn main() {
     if std::env::var_os("LOAD_ONLY").is_some() {
         return;
     }
+    // A second (eBGP) peer comes up: the whole table goes into its Adj-RIB-Out and is
+    // drained as packed UPDATEs.
+    let mut cfg = PeerConfig::new(
+        Asn(65002),
+        Ipv4Addr::new(3, 3, 3, 3),
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3)),
+    );
+    cfg.local_v4 = Some(Ipv4Addr::new(10, 0, 0, 254));
+    cfg.local_v6 = Some("2001:db8::254".parse().unwrap());
+    let out_peer = rib.add_peer(cfg).unwrap();
+    let before = live();
+    let c0 = cpu();
+    let t = Instant::now();
+    rib.peer_up(
+        out_peer,
+        bgp_wire::Context::default(),
+        [AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST]
+            .into_iter()
+            .collect(),
+    );
+    let fill = (t.elapsed(), cpu() - c0);
+    let out_bytes = live() - before;
+    let c0 = cpu();
+    let t = Instant::now();
+    let mut buf = bytes::BytesMut::new();
+    let d = rib.drain(out_peer, &mut buf);
+    println!(
+        "Adj-RIB-Out fill: {:.2} s wall, {:.2} s CPU, {:.1} bytes/prefix; drain: {:.2} s wall, {:.2} s CPU, {} UPDATEs, {:.1} MB, {} prefixes ({:.2} per UPDATE)",
+        fill.0.as_secs_f64(),
+        fill.1,
+        out_bytes as f64 / prefixes as f64,
+        t.elapsed().as_secs_f64(),
+        cpu() - c0,
+        d.messages,
+        buf.len() as f64 / 1e6,
+        d.announced,
+        d.announced as f64 / d.messages as f64
+    );
+    drop(buf);
     let c0 = cpu();
     let t = Instant::now();
     let ch = rib.peer_down(peer, true);

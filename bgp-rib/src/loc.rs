@@ -19,13 +19,13 @@ use crate::intern::{AttrStore, Attrs};
 use crate::table::FastMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct K4 {
+pub(crate) struct K4 {
     addr: u32,
     len: u8,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct K6 {
+pub(crate) struct K6 {
     addr: [u32; 4],
     len: u8,
 }
@@ -95,62 +95,84 @@ impl Paths {
     }
 }
 
+/// A map from prefixes of one family to `V`, keyed compactly (8 octets for IPv4, 20 for
+/// IPv6). A prefix of the other address family is never found and never stored.
 #[derive(Debug)]
-enum FamilyTable {
-    V4(FastMap<K4, Paths>),
-    V6(FastMap<K6, Paths>),
+pub(crate) enum PrefixMap<V> {
+    V4(FastMap<K4, V>),
+    V6(FastMap<K6, V>),
 }
 
-impl FamilyTable {
-    fn get(&self, p: &IpNet) -> Option<&Paths> {
-        match self {
-            FamilyTable::V4(t) => t.get(&K4::of(p)?),
-            FamilyTable::V6(t) => t.get(&K6::of(p)?),
+impl<V> PrefixMap<V> {
+    /// An empty map for a family.
+    pub(crate) fn for_family(f: AfiSafi) -> Self {
+        if f.afi == Afi::IPV6 {
+            PrefixMap::V6(FastMap::default())
+        } else {
+            PrefixMap::V4(FastMap::default())
         }
     }
 
-    fn get_mut(&mut self, p: &IpNet) -> Option<&mut Paths> {
+    pub(crate) fn get(&self, p: &IpNet) -> Option<&V> {
         match self {
-            FamilyTable::V4(t) => t.get_mut(&K4::of(p)?),
-            FamilyTable::V6(t) => t.get_mut(&K6::of(p)?),
+            PrefixMap::V4(t) => t.get(&K4::of(p)?),
+            PrefixMap::V6(t) => t.get(&K6::of(p)?),
         }
     }
 
-    fn insert(&mut self, p: &IpNet, v: Paths) -> bool {
+    pub(crate) fn get_mut(&mut self, p: &IpNet) -> Option<&mut V> {
         match self {
-            FamilyTable::V4(t) => K4::of(p).map(|k| t.insert(k, v)).is_some(),
-            FamilyTable::V6(t) => K6::of(p).map(|k| t.insert(k, v)).is_some(),
+            PrefixMap::V4(t) => t.get_mut(&K4::of(p)?),
+            PrefixMap::V6(t) => t.get_mut(&K6::of(p)?),
         }
     }
 
-    fn remove(&mut self, p: &IpNet) -> Option<Paths> {
+    /// Inserts; false (and `v` dropped) for a prefix of the other address family.
+    pub(crate) fn insert(&mut self, p: &IpNet, v: V) -> bool {
         match self {
-            FamilyTable::V4(t) => t.remove(&K4::of(p)?),
-            FamilyTable::V6(t) => t.remove(&K6::of(p)?),
+            PrefixMap::V4(t) => K4::of(p).map(|k| t.insert(k, v)).is_some(),
+            PrefixMap::V6(t) => K6::of(p).map(|k| t.insert(k, v)).is_some(),
         }
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn remove(&mut self, p: &IpNet) -> Option<V> {
         match self {
-            FamilyTable::V4(t) => t.len(),
-            FamilyTable::V6(t) => t.len(),
+            PrefixMap::V4(t) => t.remove(&K4::of(p)?),
+            PrefixMap::V6(t) => t.remove(&K6::of(p)?),
         }
     }
 
-    fn iter(&self) -> Box<dyn Iterator<Item = (IpNet, &Paths)> + '_> {
+    pub(crate) fn len(&self) -> usize {
         match self {
-            FamilyTable::V4(t) => Box::new(t.iter().map(|(k, v)| (k.net(), v))),
-            FamilyTable::V6(t) => Box::new(t.iter().map(|(k, v)| (k.net(), v))),
+            PrefixMap::V4(t) => t.len(),
+            PrefixMap::V6(t) => t.len(),
         }
     }
 
-    fn retain(&mut self, mut f: impl FnMut(IpNet, &mut Paths) -> bool) {
+    pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = (IpNet, &V)> + '_> {
         match self {
-            FamilyTable::V4(t) => t.retain(|k, v| f(k.net(), v)),
-            FamilyTable::V6(t) => t.retain(|k, v| f(k.net(), v)),
+            PrefixMap::V4(t) => Box::new(t.iter().map(|(k, v)| (k.net(), v))),
+            PrefixMap::V6(t) => Box::new(t.iter().map(|(k, v)| (k.net(), v))),
+        }
+    }
+
+    pub(crate) fn retain(&mut self, mut f: impl FnMut(IpNet, &mut V) -> bool) {
+        match self {
+            PrefixMap::V4(t) => t.retain(|k, v| f(k.net(), v)),
+            PrefixMap::V6(t) => t.retain(|k, v| f(k.net(), v)),
+        }
+    }
+
+    /// Removes everything, handing each value to `f`.
+    pub(crate) fn drain_all(&mut self, mut f: impl FnMut(V)) {
+        match self {
+            PrefixMap::V4(t) => t.drain().for_each(|(_, v)| f(v)),
+            PrefixMap::V6(t) => t.drain().for_each(|(_, v)| f(v)),
         }
     }
 }
+
+type FamilyTable = PrefixMap<Paths>;
 
 /// The best route of a prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -232,12 +254,7 @@ impl Default for LocRib {
     fn default() -> Self {
         // Indexed by `AfiSafi::index`: IPv4 unicast, IPv6 unicast, IPv4 multicast, IPv6 multicast.
         LocRib {
-            tables: [
-                FamilyTable::V4(FastMap::default()),
-                FamilyTable::V6(FastMap::default()),
-                FamilyTable::V4(FastMap::default()),
-                FamilyTable::V6(FastMap::default()),
-            ],
+            tables: AfiSafi::KNOWN.map(PrefixMap::for_family),
         }
     }
 }

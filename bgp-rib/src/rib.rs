@@ -3,6 +3,7 @@
 //! changed (STYLE 11).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use bgp_wire::{AfiSafi, AfiSafiSet, Asn, Community, Context, Nlri, Update};
 use bytes::BytesMut;
@@ -139,6 +140,11 @@ pub struct Rib {
     peers: Vec<Option<PeerState>>,
     /// Local routes announced to some peers only.
     local_scope: Scopes,
+    /// Export-rule results within one operation, by (peer, source, attribute set, family):
+    /// the prefixes of one UPDATE or of a table dump share their attributes, so the rules
+    /// run and the result is interned once per set, not per prefix. Cleared by every
+    /// operation (no attribute set is freed during one, so the pointers stay valid).
+    export_memo: Memo,
     sink: Box<dyn RouteSink>,
 }
 
@@ -167,8 +173,16 @@ impl Rib {
             local_info: SourceInfo::local(config.local_asn, config.router_id),
             peers: vec![None],
             local_scope: PerFamily::default(),
+            export_memo: Memo::default(),
             sink,
         }
+    }
+
+    /// Starts a public operation: drops the export memo of the previous one, then frees
+    /// what it released.
+    fn begin(&mut self) {
+        self.export_memo.clear();
+        self.store.sweep();
     }
 
     /// Replaces the route sink.
@@ -222,7 +236,7 @@ impl Rib {
                 p.adj_out.clear(&mut self.store);
             }
         }
-        self.store.sweep();
+        self.begin();
         ch.adj_in.shrink_to_fit();
         ch
     }
@@ -230,7 +244,7 @@ impl Rib {
     /// The session with the peer is established for these families: its Adj-RIB-Out is
     /// filled with the current best routes and End-of-RIB follows them (RFC 4724 §2).
     pub fn peer_up(&mut self, peer: SourceId, ctx: Context, families: AfiSafiSet) {
-        self.store.sweep();
+        self.begin();
         let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) else {
             return;
         };
@@ -252,14 +266,21 @@ impl Rib {
                 local_info: &self.local_info,
                 scope: scope_of(&self.local_scope, &change),
             };
-            Self::export_to(&env, &mut self.store, &mut self.peers, peer, &change);
+            Self::export_to(
+                &env,
+                &mut self.store,
+                &mut self.export_memo,
+                &mut self.peers,
+                peer,
+                &change,
+            );
         }
     }
 
     /// The session with the peer went down. With `retain_stale` (graceful restart, RFC 4724
     /// §4.2) its routes stay, marked stale; otherwise they are withdrawn.
     pub fn peer_down(&mut self, peer: SourceId, retain_stale: bool) -> RibChanges {
-        self.store.sweep();
+        self.begin();
         if let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) {
             p.session = None;
             p.adj_out.clear(&mut self.store);
@@ -279,7 +300,7 @@ impl Rib {
     /// Marks the peer's routes of a family stale (RFC 4724 §4.2). Routes already stale stay
     /// as they are: a second restart does not reset their age.
     pub fn mark_stale(&mut self, peer: SourceId, family: AfiSafi) -> RibChanges {
-        self.store.sweep();
+        self.begin();
         self.bulk(peer, vec![family], |c| {
             if c.stale == Staleness::Fresh {
                 c.stale = Staleness::Stale;
@@ -293,7 +314,7 @@ impl Rib {
     /// Moves the peer's stale routes of a family to long-lived stale (RFC 9494 §4.2); those
     /// that carry NO_LLGR are removed instead.
     pub fn mark_llgr_stale(&mut self, peer: SourceId, family: AfiSafi) -> RibChanges {
-        self.store.sweep();
+        self.begin();
         self.bulk(peer, vec![family], |c| {
             if c.stale != Staleness::Stale {
                 return PathOp::Keep;
@@ -316,7 +337,7 @@ impl Rib {
     /// Removes the peer's routes of a family that are still stale (End-of-RIB, RFC 4724
     /// §4.2, or a timer).
     pub fn purge_stale(&mut self, peer: SourceId, family: AfiSafi) -> RibChanges {
-        self.store.sweep();
+        self.begin();
         self.bulk(peer, vec![family], |c| {
             if c.stale == Staleness::Fresh {
                 PathOp::Keep
@@ -374,7 +395,7 @@ impl Rib {
     /// ingress checks and the import policy. A treat-as-withdraw UPDATE (RFC 7606)
     /// withdraws every prefix it announces.
     pub fn apply_update(&mut self, peer: SourceId, update: &Update) -> RibChanges {
-        self.store.sweep();
+        self.begin();
         let mut ch = RibChanges {
             end_of_rib: update.end_of_rib(),
             ..RibChanges::default()
@@ -556,7 +577,7 @@ impl Rib {
         attrs: RouteAttributes,
         peers: Option<&[SourceId]>,
     ) -> RibChanges {
-        self.store.sweep();
+        self.begin();
         let mut ch = RibChanges::default();
         let prefix = prefix.trunc();
         let scope_changed = match self.local_scope.get_mut(family) {
@@ -594,7 +615,7 @@ impl Rib {
 
     /// Withdraws one of the embedder's own routes; a no-op if it was not announced.
     pub fn withdraw(&mut self, family: AfiSafi, prefix: IpNet) -> RibChanges {
-        self.store.sweep();
+        self.begin();
         let mut ch = RibChanges::default();
         let prefix = prefix.trunc();
         self.set_local(family, prefix, None, &mut ch);
@@ -617,7 +638,7 @@ impl Rib {
         out: &mut BytesMut,
         max_prefixes: usize,
     ) -> Drained {
-        self.store.sweep();
+        self.begin();
         let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) else {
             return Drained::default();
         };
@@ -632,6 +653,7 @@ impl Rib {
     /// operation already frees, incrementally, what the previous ones released; this is for
     /// audits and tests.
     pub fn sweep(&mut self) {
+        self.export_memo.clear();
         self.store.sweep_all();
     }
 
@@ -712,7 +734,14 @@ impl Rib {
         };
         for id in 1..self.peers.len() {
             let Ok(id) = u16::try_from(id) else { break };
-            Self::export_to(&env, &mut self.store, &mut self.peers, SourceId(id), change);
+            Self::export_to(
+                &env,
+                &mut self.store,
+                &mut self.export_memo,
+                &mut self.peers,
+                SourceId(id),
+                change,
+            );
         }
     }
 
@@ -721,6 +750,7 @@ impl Rib {
     fn export_to(
         env: &Env<'_>,
         store: &mut AttrStore,
+        memo: &mut Memo,
         peers: &mut [Option<PeerState>],
         to: SourceId,
         change: &BestChange,
@@ -747,21 +777,42 @@ impl Rib {
             return;
         }
         let nlri = Nlri::new(change.prefix);
+        let family_ix = change.family.index().unwrap_or(0) as u8;
         let should = from.and_then(|(info, rr_client, best)| {
-            let from = From {
-                info: &info,
-                same_peer: best.source == to,
-                rr_client,
+            let key = (
+                to.0,
+                best.source.0,
+                Arc::as_ptr(&best.attrs) as usize,
+                family_ix,
+            );
+            let exported = match memo.get(&key) {
+                Some(v) => v.clone(),
+                None => {
+                    let from = From {
+                        info: &info,
+                        same_peer: best.source == to,
+                        rr_client,
+                    };
+                    let v = export(config, &p.config, from, change.family, &best.attrs)
+                        .map(|a| store.intern(a));
+                    memo.insert(key, v.clone());
+                    v
+                }
             };
-            let attrs = export(config, &p.config, from, change.family, &best.attrs)?;
+            let attrs = exported?;
             match p.export.export(&p.config, change.family, &nlri, &attrs) {
                 PolicyAction::Accept => Some(attrs),
-                PolicyAction::Reject => None,
-                PolicyAction::Modify(m) => Some(m),
+                PolicyAction::Reject => {
+                    store.release(attrs);
+                    None
+                }
+                PolicyAction::Modify(m) => {
+                    store.release(attrs);
+                    Some(store.intern(m))
+                }
             }
         });
-        let should = should.map(|a| store.intern(a));
-        p.adj_out.set(store, change.family, nlri, should);
+        p.adj_out.set(store, change.family, change.prefix, should);
     }
 }
 
@@ -786,6 +837,8 @@ struct Env<'a> {
 }
 
 type Scopes = PerFamily<FastMap<IpNet, Box<[SourceId]>>>;
+
+type Memo = FastMap<(u16, u16, usize, u8), Option<Attrs>>;
 
 fn scope_of<'a>(scopes: &'a Scopes, change: &BestChange) -> Option<&'a [SourceId]> {
     let b = change.new.as_ref()?;
