@@ -80,10 +80,7 @@ impl<'a> AdjRibIn<'a> {
     pub fn iter(&self, family: AfiSafi) -> impl Iterator<Item = (Nlri, AdjEntry)> + 'a {
         self.loc.paths_of(family, self.source).map(|(prefix, c)| {
             (
-                Nlri {
-                    path_id: Some(c.path_id),
-                    prefix,
-                },
+                c.nlri(prefix),
                 AdjEntry {
                     attrs: c.attrs.clone(),
                     stale: c.stale,

@@ -56,6 +56,18 @@ pub struct Candidate {
     pub source: SourceId,
     /// The stale mark.
     pub stale: Staleness,
+    /// Whether the source sent a path id (ADD-PATH), so that `path_id` is meaningful.
+    pub add_path: bool,
+}
+
+impl Candidate {
+    /// The prefix and path id as received.
+    pub fn nlri(&self, prefix: ipnet::IpNet) -> bgp_wire::Nlri {
+        bgp_wire::Nlri {
+            path_id: self.add_path.then_some(self.path_id),
+            prefix,
+        }
+    }
 }
 
 /// The LOCAL_PREF used when the attribute is absent.

@@ -355,9 +355,11 @@ impl LocRib {
         family: AfiSafi,
         prefix: IpNet,
         source: SourceId,
-        path_id: u32,
+        path_id: Option<u32>,
         route: Option<(Attrs, Staleness)>,
     ) -> SetResult {
+        let add_path = path_id.is_some();
+        let path_id = path_id.unwrap_or(0);
         let mut r = SetResult::default();
         let Some(t) = self.table_mut(family) else {
             if let Some((a, _)) = route {
@@ -375,6 +377,7 @@ impl LocRib {
                 path_id,
                 source,
                 stale,
+                add_path,
             };
             let new = BestRoute::of(&c);
             if t.insert(&prefix, Paths::One(c)) {
@@ -461,6 +464,7 @@ impl LocRib {
                     path_id,
                     source,
                     stale,
+                    add_path,
                 });
             }
             (None, None) => {}
@@ -506,10 +510,7 @@ impl LocRib {
             }
             // A single path: changed in place, no allocation.
             if let Paths::One(c) = paths {
-                let nlri = Nlri {
-                    path_id: Some(c.path_id),
-                    prefix,
-                };
+                let nlri = c.nlri(prefix);
                 return match op(c) {
                     PathOp::Keep => true,
                     PathOp::Changed => {
@@ -552,10 +553,7 @@ impl LocRib {
                 if c.source != source {
                     return true;
                 }
-                let nlri = Nlri {
-                    path_id: Some(c.path_id),
-                    prefix,
-                };
+                let nlri = c.nlri(prefix);
                 match op(c) {
                     PathOp::Keep => true,
                     PathOp::Changed => {

@@ -523,7 +523,7 @@ impl Rib {
             family,
             nlri.prefix,
             peer,
-            nlri.path_id.unwrap_or(0),
+            nlri.path_id,
             attrs.map(|a| (a, Staleness::Fresh)),
         );
         if !r.changed {
@@ -705,7 +705,7 @@ impl Rib {
             family,
             prefix,
             SourceId::LOCAL,
-            0,
+            None,
             attrs.map(|a| (a, Staleness::Fresh)),
         );
         if let Some(b) = r.best {

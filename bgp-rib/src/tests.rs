@@ -182,6 +182,10 @@ fn stale_mark_refresh_purge() {
             .iter()
             .all(|c| c.route.as_ref().unwrap().stale == Staleness::Stale)
     );
+    assert!(
+        ch.adj_in.iter().all(|c| c.nlri.path_id.is_none()),
+        "as received: no path id"
+    );
     // A second restart keeps them stale and reports nothing.
     assert!(rib.mark_stale(a, V4).is_empty());
     // Re-announced: fresh again.
@@ -518,6 +522,14 @@ fn add_path_candidates_from_one_peer() {
         withdrawn: mk(2),
         ..Update::default()
     };
+    let ids: Vec<_> = rib
+        .adj_rib_in(a)
+        .unwrap()
+        .iter(V4)
+        .map(|(n, _)| n.path_id)
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&Some(1)) && ids.contains(&Some(2)));
     let ch = rib.apply_update(a, &w);
     assert_eq!(ch.best[0].new.as_ref().unwrap().path_id, 1);
 }
