@@ -1,5 +1,37 @@
 //! UPDATE messages (RFC 4271 §4.3), multiprotocol reachability (RFC 4760), End-of-RIB
 //! (RFC 4724 §2) and revised error handling (RFC 7606).
+//!
+//! Packing prefixes into UPDATEs and reading them back:
+//!
+//! ```
+//! use bgp_wire::{
+//!     pack_announce, AfiSafi, AsPath, Asn, Context, Message, Nlri, Origin, PathAttributes,
+//!     header::split_message,
+//! };
+//! use bytes::BytesMut;
+//!
+//! let ctx = Context::default();
+//! let attrs = PathAttributes {
+//!     origin: Some(Origin::Igp),
+//!     as_path: Some(AsPath::from_sequence([Asn(65001)])),
+//!     next_hop: Some("192.0.2.1".parse()?),
+//!     ..PathAttributes::default()
+//! };
+//! let prefixes = ["10.0.0.0/8", "172.16.0.0/12"].map(|p| Nlri::new(p.parse().unwrap()));
+//! let mut out = BytesMut::new();
+//! let n = pack_announce(&ctx, &attrs, AfiSafi::IPV4_UNICAST, None, prefixes, &mut out)?;
+//! assert_eq!(n, 1);
+//!
+//! while let Some((_, msg)) = split_message(&mut out, ctx.max_message_len)? {
+//!     let Message::Update(u) = Message::decode(msg, &ctx)? else { unreachable!() };
+//!     // RFC 7606: a treat-as-withdraw UPDATE decodes, and says so.
+//!     assert!(!u.is_treat_as_withdraw());
+//!     assert_eq!(u.attributes, attrs);
+//!     let got: Vec<_> = u.announced().map(|(_, n)| n.prefix.to_string()).collect();
+//!     assert_eq!(got, ["10.0.0.0/8", "172.16.0.0/12"]);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
