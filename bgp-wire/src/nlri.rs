@@ -124,6 +124,7 @@ impl Nlris {
     /// beyond the family's maximum or a prefix cut short is an Invalid Network Field error
     /// (RFC 7606 §5.3: session reset) at the offending prefix's offset. Blocks of unknown
     /// families are accepted as they are.
+    #[inline]
     pub(crate) fn decode(
         family: AfiSafi,
         path_ids: bool,
@@ -140,7 +141,12 @@ impl Nlris {
             });
         }
         let max_len: u8 = if family.afi == Afi::IPV6 { 128 } else { 32 };
-        let bad = |at: usize| DecodeError::new(ErrorKind::InvalidNetworkField, field, offset + at);
+        #[cold]
+        #[inline(never)]
+        fn invalid(field: &'static str, at: usize) -> DecodeError {
+            DecodeError::new(ErrorKind::InvalidNetworkField, field, at)
+        }
+        let bad = |at: usize| invalid(field, offset + at);
         let mut pos = 0usize;
         let mut count: u32 = 0;
         let n = raw.len();
