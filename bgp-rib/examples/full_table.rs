@@ -178,6 +178,44 @@ fn main() {
     if std::env::var_os("LOAD_ONLY").is_some() {
         return;
     }
+    // Route-server scale: more peers sending the same prefixes with their own AS paths.
+    let extra: u32 = std::env::var("EXTRA_PEERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if extra > 0 {
+        let before = live();
+        let sets_before = rib.attribute_sets();
+        let c0 = cpu();
+        for k in 0..extra {
+            let id = rib
+                .add_peer(PeerConfig::new(
+                    Asn(65100 + k),
+                    Ipv4Addr::new(4, 4, 4, k as u8),
+                    IpAddr::V4(Ipv4Addr::new(10, 0, 1, k as u8)),
+                ))
+                .unwrap();
+            for u in &updates {
+                let mut u = u.clone();
+                if let Some(p) = &u.attributes.as_path {
+                    u.attributes.as_path = Some(p.prepend(Asn(65100 + k), 1));
+                }
+                let _ = rib.apply_update(id, &u);
+            }
+        }
+        let grown = live() - before;
+        let new_sets = rib.attribute_sets() - sets_before;
+        println!(
+            "{extra} more peers with the same table: {:.2} s CPU, {:.1} MB, {} new attribute sets; {:.1} bytes per extra path beyond their attributes (~{:.0} bytes per set)",
+            cpu() - c0,
+            grown as f64 / 1e6,
+            new_sets,
+            (grown as f64 - new_sets as f64 * attr_bytes as f64 / sets as f64)
+                / (prefixes as f64 * f64::from(extra)),
+            attr_bytes as f64 / sets as f64,
+        );
+        return;
+    }
     // A second (eBGP) peer comes up: the whole table goes into its Adj-RIB-Out and is
     // drained as packed UPDATEs.
     let mut cfg = PeerConfig::new(

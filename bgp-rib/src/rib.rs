@@ -428,7 +428,16 @@ impl Rib {
                 && a.cluster_list.as_ref().is_some_and(|l| {
                     l.contains(self.config.cluster_id.unwrap_or(self.config.router_id))
                 });
-        let mut withdraw_all = update.is_treat_as_withdraw() || looped;
+        // RFC 4271 §6.3 and RFC 7606 §7.2: from an external peer the path must start with
+        // the peer's AS (not so from a route server, RFC 7947 §2.2.2.1) and carry no
+        // confederation segments (RFC 5065 §5.3); otherwise treat-as-withdraw.
+        let bad_ebgp_path = !ibgp
+            && a.as_path.as_ref().is_some_and(|path| {
+                let rs = p.config.local_role == Some(Role::RouteServerClient);
+                (!rs && path.first_asn() != Some(p.config.asn))
+                    || path.segments().any(|s| s.kind.is_confed())
+            });
+        let mut withdraw_all = update.is_treat_as_withdraw() || looped || bad_ebgp_path;
         let mut otc = update.attributes.otc;
         if !withdraw_all {
             match otc_ingress(p.config.local_role, p.config.asn, otc) {

@@ -250,6 +250,27 @@ fn ineligible_routes_and_ebgp_only_attributes() {
             .adj_in
             .is_empty()
     );
+    // From an external peer the path starts with its AS, without confederation segments.
+    let ch = rib.apply_update(e, &upd(attrs(&[64999, 65001]), &["12.0.0.0/8"], &[]));
+    assert!(ch.adj_in.is_empty());
+    let confed = PathAttributes {
+        as_path: Some(AsPath::from_segments([
+            bgp_wire::Segment {
+                kind: bgp_wire::SegmentType::AsSequence,
+                asns: vec![Asn(65001)],
+            },
+            bgp_wire::Segment {
+                kind: bgp_wire::SegmentType::AsConfedSequence,
+                asns: vec![Asn(64512)],
+            },
+        ])),
+        ..attrs(&[])
+    };
+    assert!(
+        rib.apply_update(e, &upd(confed, &["12.0.0.0/8"], &[]))
+            .adj_in
+            .is_empty()
+    );
     // LOCAL_PREF, ORIGINATOR_ID, CLUSTER_LIST from an external peer are discarded.
     let ext = PathAttributes {
         local_pref: Some(500),
@@ -837,7 +858,10 @@ proptest! {
             let (ann_s, wd_s) = (to_str(ann), to_str(wd));
             let ann_r: Vec<&str> = ann_s.iter().map(|s| s.as_str()).collect();
             let wd_r: Vec<&str> = wd_s.iter().map(|s| s.as_str()).collect();
-            let _ = rib.apply_update(peers[*who], &upd(a.clone(), &ann_r, &wd_r));
+            // The path starts with the sending peer's AS, as an external peer's must.
+            let mut a = a.clone();
+            a.as_path = a.as_path.map(|p| p.prepend(Asn(65001 + *who as u32), 1));
+            let _ = rib.apply_update(peers[*who], &upd(a, &ann_r, &wd_r));
             announced.extend(ann.iter().map(|p| (peers[*who], *p)));
             if *who == 0 {
                 let _ = rib.drain(out, &mut BytesMut::new());
