@@ -50,7 +50,7 @@ pub mod table;
 
 pub use adj_in::{AdjEntry, AdjRibIn, InChange, Staleness};
 pub use adj_out::{AdjRibOut, Drained};
-pub use best::{Candidate, SourceId, SourceInfo, select_best};
+pub use best::{Candidate, SourceId, SourceInfo, multipath, select_best};
 pub use intern::{AttrStore, Attrs, RouteAttributes};
 pub use loc::{BestChange, BestRoute, LocRib};
 pub use policy::{AcceptAll, ExportPolicy, ImportPolicy, PolicyAction, RouteSink};

@@ -676,6 +676,23 @@ impl Rib {
         &self.loc
     }
 
+    /// The multipath (ECMP) set of a prefix: the candidates as good as the best one up to
+    /// the eBGP/iBGP step of the decision process (see [`crate::best::multipath`]).
+    pub fn multipath(&self, family: AfiSafi, prefix: &IpNet) -> Vec<crate::loc::BestRoute> {
+        let cands = self.loc.candidates(family, prefix);
+        let lookup = |s: SourceId| lookup_source(&self.peers, &self.local_info, s);
+        crate::best::multipath(cands, lookup)
+            .into_iter()
+            .filter_map(|i| cands.get(i))
+            .map(|c| crate::loc::BestRoute {
+                source: c.source,
+                path_id: c.path_id,
+                attrs: c.attrs.clone(),
+                stale: c.stale,
+            })
+            .collect()
+    }
+
     /// A peer's Adj-RIB-In.
     pub fn adj_rib_in(&self, peer: SourceId) -> Option<AdjRibIn<'_>> {
         let p = self.peers.get(usize::from(peer.0))?.as_ref()?;

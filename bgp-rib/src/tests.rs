@@ -472,6 +472,29 @@ fn best_path_tie_breakers() {
 }
 
 #[test]
+fn multipath_set() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let b = rib.add_peer(peer(65002, 3)).unwrap();
+    let c = rib.add_peer(peer(65003, 4)).unwrap();
+    let _ = rib.apply_update(a, &upd(attrs(&[65001, 9]), &["10.0.0.0/8"], &[]));
+    let _ = rib.apply_update(b, &upd(attrs(&[65002, 9]), &["10.0.0.0/8"], &[]));
+    let _ = rib.apply_update(c, &upd(attrs(&[65003, 9, 9]), &["10.0.0.0/8"], &[]));
+    let set: Vec<SourceId> = rib
+        .multipath(V4, &p("10.0.0.0/8"))
+        .iter()
+        .map(|r| r.source)
+        .collect();
+    assert_eq!(set.len(), 2);
+    assert!(set.contains(&a) && set.contains(&b));
+    assert_eq!(
+        best_source(&rib, "10.0.0.0/8"),
+        Some(a),
+        "lowest router id among them"
+    );
+}
+
+#[test]
 fn stale_routes_lose_to_fresh_and_llgr_to_both() {
     let (mut rib, a, b) = two_peers(
         peer(65001, 2),
