@@ -531,6 +531,7 @@ pub(crate) fn decode_block(
     u: &mut Update,
 ) -> Result<BlockInfo, DecodeError> {
     let mut d = BlockInfo::default();
+    let mut dup_reported = Seen::default();
     let buf: &[u8] = body.get(from..to).unwrap_or(&[]);
     let mut as4_path: Option<AsPath> = None;
     let mut as4_aggregator: Option<Aggregator> = None;
@@ -599,14 +600,18 @@ pub(crate) fn decode_block(
                     base + start,
                 ));
             }
-            u.errors.push(
-                DecodeError::new(
-                    ErrorKind::MalformedAttributeList,
-                    field_name(code),
-                    base + start,
-                )
-                .with_action(Rfc7606Action::AttributeDiscard),
-            );
+            // One report per type code: a message full of repeats must not turn into a
+            // list of errors many times its size.
+            if dup_reported.insert(code) {
+                u.errors.push(
+                    DecodeError::new(
+                        ErrorKind::MalformedAttributeList,
+                        field_name(code),
+                        base + start,
+                    )
+                    .with_action(Rfc7606Action::AttributeDiscard),
+                );
+            }
             continue;
         }
         let Some((want, action)) = spec(code) else {

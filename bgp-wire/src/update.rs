@@ -947,7 +947,14 @@ mod tests {
         assert_eq!(u.attributes.origin, Some(Origin::Igp));
         assert_eq!(u.errors.len(), 1);
         assert_eq!(u.errors[0].action, Rfc7606Action::AttributeDiscard);
+        assert_eq!(u.errors[0].offset, 43);
         assert!(!u.is_treat_as_withdraw());
+        // A thousand repeats: still one report.
+        let many: Vec<u8> = std::iter::repeat_n([0x40u8, 1, 1, 2], 1000)
+            .flatten()
+            .collect();
+        let u = with_extra(&many).unwrap();
+        assert_eq!(u.errors.len(), 1);
     }
 
     fn session_reset(b: Bytes) -> DecodeError {
