@@ -267,6 +267,8 @@ impl PathAttributes {
         let ot = OPTIONAL | TRANSITIVE;
         let on = OPTIONAL;
 
+        // Type code 0 is reserved, but an unknown attribute may carry it.
+        unknown.up_to(tc::ORIGIN, out)?;
         if let Some(o) = self.origin {
             put_header(out, wk, tc::ORIGIN, 1)?;
             out.put_u8(o.code());

@@ -417,7 +417,8 @@ impl Update {
         let bare = self.withdrawn.is_empty()
             && self.nlri.is_empty()
             && self.mp_reach.is_none()
-            && self.attributes.is_empty();
+            && self.attributes.is_empty()
+            && self.errors.is_empty();
         if !bare {
             return None;
         }
@@ -1430,7 +1431,7 @@ mod tests {
         let path = proptest::collection::vec(seg, 0..4).prop_map(AsPath::from_segments);
         let ip = any::<u32>().prop_map(Ipv4Addr::from);
         let unknown = proptest::collection::btree_map(
-            prop_oneof![11u8..14, 19u8..32, 36u8..=255],
+            prop_oneof![0u8..1, 11u8..14, 19u8..32, 33u8..35, 36u8..=255],
             (
                 prop_oneof![Just(0x80u8), Just(0xc0), Just(0xe0)],
                 proptest::collection::vec(any::<u8>(), 0..300),
@@ -1600,6 +1601,21 @@ mod tests {
             let ctx = Context::default();
             let mut out = BytesMut::new();
             a.encode(&ctx, &mut out).unwrap();
+            // Ascending type codes, Extended Length exactly when the value exceeds 255.
+            let mut codes = Vec::new();
+            let mut i = 0;
+            while i < out.len() {
+                let ext = out[i] & 0x10 != 0;
+                let len = if ext {
+                    usize::from(u16::from_be_bytes([out[i + 2], out[i + 3]]))
+                } else {
+                    usize::from(out[i + 2])
+                };
+                prop_assert_eq!(ext, len > 255);
+                codes.push(out[i + 1]);
+                i += if ext { 4 } else { 3 } + len;
+            }
+            prop_assert!(codes.windows(2).all(|w| w[0] < w[1]), "{:?}", codes);
             let mut u = Update::new();
             let b = out.freeze();
             attribute::decode_block(&b, 0, b.len(), 23, &ctx, &mut u).unwrap();
