@@ -250,30 +250,33 @@ impl Rib {
         };
         p.session = Some((ctx, families));
         p.adj_out.expect_end_of_rib(families);
-        let routes: Vec<(AfiSafi, IpNet, crate::loc::BestRoute)> = families
-            .iter()
-            .flat_map(|f| self.loc.iter(f).map(move |(pfx, b)| (f, pfx, b)))
-            .collect();
-        for (family, prefix, best) in routes {
-            let change = BestChange {
-                family,
-                prefix,
-                old: None,
-                new: Some(best),
-            };
-            let env = Env {
-                config: &self.config,
-                local_info: &self.local_info,
-                scope: scope_of(&self.local_scope, &change),
-            };
-            Self::export_to(
-                &env,
-                &mut self.store,
-                &mut self.export_memo,
-                &mut self.peers,
-                peer,
-                &change,
-            );
+        // The Loc-RIB is read while the store, memo and peers are written: disjoint fields,
+        // so the table is walked in place rather than copied.
+        let Rib {
+            config,
+            store,
+            loc,
+            local_info,
+            peers,
+            local_scope,
+            export_memo,
+            ..
+        } = self;
+        for family in families.iter() {
+            for (prefix, best) in loc.iter(family) {
+                let change = BestChange {
+                    family,
+                    prefix,
+                    old: None,
+                    new: Some(best),
+                };
+                let env = Env {
+                    config,
+                    local_info,
+                    scope: scope_of(local_scope, &change),
+                };
+                Self::export_to(&env, store, export_memo, peers, peer, &change);
+            }
         }
     }
 
