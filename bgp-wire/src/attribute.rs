@@ -539,6 +539,32 @@ pub(crate) fn decode_block(
     let mut as4_aggregator: Option<Aggregator> = None;
     let n = buf.len();
     let mut pos = 0usize;
+    // Fast path for the usual opening, well-formed ORIGIN, AS_PATH, NEXT_HOP in that order
+    // (as every common implementation sends them): straight-line code, no dispatch. Anything
+    // else, malformed or not, is left to the general loop below.
+    if let Some(&[0x40, tc::ORIGIN, 1, v]) = buf.get(..4) {
+        if let Some(o) = Origin::from_code(v) {
+            u.attributes.origin = Some(o);
+            d.seen.insert(tc::ORIGIN);
+            pos = 4;
+            if let Some(&[0x40, tc::AS_PATH, l]) = buf.get(pos..pos + 3) {
+                let end = pos + 3 + usize::from(l);
+                if end <= n {
+                    let value = Buf::slice_of(body, from + pos + 3..from + end);
+                    if let Ok(p) = AsPath::decode(value, ctx.four_octet_as) {
+                        u.attributes.as_path = Some(p);
+                        d.seen.insert(tc::AS_PATH);
+                        pos = end;
+                        if let Some(&[0x40, tc::NEXT_HOP, 4, a, b, c, e]) = buf.get(pos..pos + 7) {
+                            u.attributes.next_hop = Some(Ipv4Addr::new(a, b, c, e));
+                            d.seen.insert(tc::NEXT_HOP);
+                            pos += 7;
+                        }
+                    }
+                }
+            }
+        }
+    }
     while pos < n {
         let start = pos;
         let hdr = buf.get(pos..pos + 3).unwrap_or(&[]);

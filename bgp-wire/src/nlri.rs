@@ -91,6 +91,17 @@ impl Nlris {
         }
     }
 
+    /// An empty received block (no validation needed).
+    #[inline]
+    pub(crate) fn empty_received(family: AfiSafi, path_ids: bool) -> Self {
+        Nlris {
+            family,
+            path_ids: path_ids && family.is_known(),
+            count: 0,
+            raw: Buf::new(),
+        }
+    }
+
     /// Encodes prefixes into a block. With `path_ids` every prefix is written with its path
     /// identifier (0 when it has none); without, path identifiers are dropped. A prefix of the
     /// wrong address family, or a family this codec does not know, is an error.

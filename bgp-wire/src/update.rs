@@ -294,6 +294,20 @@ impl Update {
     /// [`Update::errors`], the offending attribute left out, and all prefixes still there.
     #[inline]
     pub fn decode(body: Bytes, offset: usize, ctx: &Context) -> Result<Update, DecodeError> {
+        let mut u = Update::default();
+        u.decode_into(body, offset, ctx)?;
+        Ok(u)
+    }
+
+    /// Like [`Update::decode`], but into an existing value, which is overwritten (its
+    /// allocations are reused). For hot loops such as collectors: it saves moving the
+    /// (large) `Update` around. On error `self` holds an unspecified, valid UPDATE.
+    pub fn decode_into(
+        &mut self,
+        body: Bytes,
+        offset: usize,
+        ctx: &Context,
+    ) -> Result<(), DecodeError> {
         let list_err =
             |at: usize| DecodeError::new(ErrorKind::MalformedAttributeList, "UPDATE lengths", at);
         let n = body.len();
@@ -313,13 +327,18 @@ impl Update {
 
         let v4 = AfiSafi::IPV4_UNICAST;
         let pid = ctx.receive_path_ids(v4);
-        let withdrawn = Nlris::decode(
-            v4,
-            pid,
-            Buf::slice_of(&body, 2..wd_end),
-            offset + 2,
-            "UPDATE withdrawn routes",
-        )?;
+        // Most UPDATEs withdraw nothing in this field.
+        let withdrawn = if wd_len == 0 {
+            Nlris::empty_received(v4, pid)
+        } else {
+            Nlris::decode(
+                v4,
+                pid,
+                Buf::slice_of(&body, 2..wd_end),
+                offset + 2,
+                "UPDATE withdrawn routes",
+            )?
+        };
         let nlri = Nlris::decode(
             v4,
             pid,
@@ -327,16 +346,20 @@ impl Update {
             offset + attr_to,
             "UPDATE NLRI",
         )?;
-        let mut u = Update {
-            withdrawn,
-            attributes: PathAttributes::default(),
-            nlri,
-            mp_reach: None,
-            mp_unreach: None,
-            errors: Vec::new(),
+        let u = self;
+        u.withdrawn = withdrawn;
+        u.nlri = nlri;
+        let mut unknown = std::mem::take(&mut u.attributes.unknown);
+        unknown.clear();
+        u.attributes = PathAttributes {
+            unknown,
+            ..PathAttributes::default()
         };
+        u.mp_reach = None;
+        u.mp_unreach = None;
+        u.errors.clear();
         let attr_off = offset + attr_from;
-        let info = attribute::decode_block(&body, attr_from, attr_to, attr_off, ctx, &mut u)?;
+        let info = attribute::decode_block(&body, attr_from, attr_to, attr_off, ctx, u)?;
 
         // RFC 7606 §3 (d): missing well-known mandatory attributes, when there is NLRI.
         // NEXT_HOP is needed only for the IPv4 NLRI field (RFC 4760 §3).
@@ -360,7 +383,7 @@ impl Update {
                 }
             }
         }
-        Ok(u)
+        Ok(())
     }
 
     /// Appends the body for this session. MP_REACH_NLRI and MP_UNREACH_NLRI come first
@@ -940,6 +963,30 @@ mod tests {
         assert_eq!(u.errors[0].kind, ErrorKind::MalformedAttributeList);
         assert_eq!(u.errors[0].offset, 43);
         assert_eq!(u.nlri.count(), 1);
+    }
+
+    #[test]
+    fn decode_into_reuses_without_leftovers() {
+        let ctx = Context::default();
+        // First: unknown attribute, an error, MP_UNREACH; then a plain UPDATE.
+        let first = body(
+            &[],
+            &[
+                &[0x80u8, 15, 3, 0, 2, 1][..],
+                &BASE,
+                &[0xc0, 99, 1, 7],
+                &[0x80, 4, 1, 0],
+            ]
+            .concat(),
+            &[8, 10],
+        );
+        let second = body(&[8, 11], &BASE, &[16, 10, 1]);
+        let mut u = Update::default();
+        u.decode_into(first.clone(), 19, &ctx).unwrap();
+        assert_eq!(u, Update::decode(first, 19, &ctx).unwrap());
+        assert!(u.mp_unreach.is_some() && !u.errors.is_empty() && !u.attributes.unknown.is_empty());
+        u.decode_into(second.clone(), 19, &ctx).unwrap();
+        assert_eq!(u, Update::decode(second, 19, &ctx).unwrap());
     }
 
     #[test]
