@@ -2,8 +2,9 @@
 //!
 //! [`PathAttributes`] holds one field per attribute this codec interprets plus the unknown
 //! ones as raw bytes. It carries no NLRI (MP_REACH_NLRI and MP_UNREACH_NLRI live in
-//! [`Update`](crate::update::Update)), so a RIB can intern it: it is `Eq + Hash` and cheap to clone
-//! (the variable-length values are `Bytes` slices of the received message).
+//! [`crate::update::Update`]), so a RIB can intern it: it is `Eq + Hash` and cheap to clone
+//! (short variable-length values are held inline, long ones as `Bytes` slices of the
+//! received message; [`PathAttributes::detached`] copies those out).
 
 use std::net::Ipv4Addr;
 
