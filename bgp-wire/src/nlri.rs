@@ -1,8 +1,9 @@
 //! Network Layer Reachability Information: IP prefixes, optionally with ADD-PATH path
 //! identifiers (RFC 4271 §4.3, RFC 4760 §5, RFC 7911 §3).
 //!
-//! A received NLRI block is validated once, in one pass, and then kept as the zero-copy wire
-//! bytes ([`Nlris`]); iterating yields [`Nlri`] values without allocating.
+//! A received NLRI block is validated once, in one pass, and then kept as the wire bytes
+//! ([`Nlris`]: inline when short, otherwise a zero-copy slice of the message); iterating
+//! yields [`Nlri`] values without allocating.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
