@@ -651,6 +651,81 @@ fn ebgp_export_prepends_and_sets_next_hop_self() {
 }
 
 #[test]
+fn ipv6_export_uses_mp_reach_with_next_hop_self() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let mut cb = peer(65002, 3);
+    cb.local_v6 = Some("2001:db8::fe".parse().unwrap());
+    let b = rib.add_peer(cb).unwrap();
+    up(&mut rib, b);
+    let _ = drain_updates(&mut rib, b);
+    let u = Update {
+        attributes: PathAttributes {
+            next_hop: None,
+            ..attrs(&[65001])
+        },
+        mp_reach: Some(bgp_wire::MpReach {
+            family: AfiSafi::IPV6_UNICAST,
+            next_hop: NextHop::Ipv6("2001:db8::1".parse().unwrap()),
+            nlri: Nlris::new(
+                AfiSafi::IPV6_UNICAST,
+                false,
+                [Nlri::new(p("2001:db8:1::/48"))],
+            )
+            .unwrap(),
+        }),
+        ..Update::default()
+    };
+    let _ = rib.apply_update(a, &u);
+    let (d, us) = drain_updates(&mut rib, b);
+    assert_eq!(d.announced, 1);
+    let m = us[0].mp_reach.as_ref().unwrap();
+    assert_eq!(m.next_hop, NextHop::Ipv6("2001:db8::fe".parse().unwrap()));
+    assert_eq!(us[0].attributes.next_hop, None);
+    assert_eq!(
+        us[0].attributes.as_path.as_ref().unwrap().to_string(),
+        "65000 65001"
+    );
+    // Withdrawn: an MP_UNREACH_NLRI.
+    let w = Update {
+        mp_unreach: Some(bgp_wire::MpUnreach {
+            family: AfiSafi::IPV6_UNICAST,
+            withdrawn: Nlris::new(
+                AfiSafi::IPV6_UNICAST,
+                false,
+                [Nlri::new(p("2001:db8:1::/48"))],
+            )
+            .unwrap(),
+        }),
+        ..Update::default()
+    };
+    let _ = rib.apply_update(a, &w);
+    let (d, us) = drain_updates(&mut rib, b);
+    assert_eq!(d.withdrawn, 1);
+    assert_eq!(us[0].withdrawn_all().count(), 1);
+}
+
+#[test]
+fn removing_a_peer_withdraws_its_routes() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let b = rib.add_peer(peer(65002, 3)).unwrap();
+    up(&mut rib, b);
+    let _ = drain_updates(&mut rib, b);
+    let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8", "11.0.0.0/8"], &[]));
+    let _ = drain_updates(&mut rib, b);
+    let ch = rib.remove_peer(a);
+    assert_eq!((ch.adj_in.len(), ch.best.len()), (2, 2));
+    assert!(ch.best.iter().all(|c| c.new.is_none()));
+    assert!(rib.adj_rib_in(a).is_none());
+    let (d, _) = drain_updates(&mut rib, b);
+    assert_eq!(d.withdrawn, 2);
+    drop(ch);
+    rib.sweep();
+    assert_eq!(rib.attribute_sets(), 0);
+}
+
+#[test]
 fn ibgp_split_horizon_and_route_reflection() {
     let mut rib = Rib::new(cfg());
     let a = rib.add_peer(peer(65000, 2)).unwrap();
