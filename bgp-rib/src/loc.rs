@@ -198,13 +198,17 @@ impl BestRoute {
     }
 
     /// Whether two best routes are the same route: same source, path and attributes. A
-    /// change of the stale mark alone is not a change of the best route (the route and
-    /// what is advertised stay the same).
+    /// change of the graceful-restart stale mark alone is not a change of the best route
+    /// (the route and what is advertised stay the same); becoming long-lived stale is, since
+    /// it changes what may be advertised (RFC 9494 §4.5).
     fn same(a: Option<&Candidate>, b: Option<&Candidate>) -> bool {
         match (a, b) {
             (None, None) => true,
             (Some(x), Some(y)) => {
-                x.source == y.source && x.path_id == y.path_id && Arc::ptr_eq(&x.attrs, &y.attrs)
+                x.source == y.source
+                    && x.path_id == y.path_id
+                    && Arc::ptr_eq(&x.attrs, &y.attrs)
+                    && llgr(x.stale) == llgr(y.stale)
             }
             _ => false,
         }
@@ -405,10 +409,11 @@ impl LocRib {
                             return r;
                         }
                         let attrs_changed = !Arc::ptr_eq(&c.attrs, &attrs);
+                        let llgr_changed = llgr(c.stale) != llgr(stale);
                         store.release(std::mem::replace(&mut c.attrs, attrs));
                         c.stale = stale;
                         r.changed = true;
-                        if attrs_changed {
+                        if attrs_changed || llgr_changed {
                             r.best = Some(BestChange {
                                 family,
                                 prefix,
@@ -511,10 +516,21 @@ impl LocRib {
             // A single path: changed in place, no allocation.
             if let Paths::One(c) = paths {
                 let nlri = c.nlri(prefix);
+                let was_llgr = llgr(c.stale);
+                let old = BestRoute::of(c);
                 return match op(c) {
                     PathOp::Keep => true,
                     PathOp::Changed => {
-                        // Only the stale mark changes: the best route stays the same.
+                        // Only the stale mark changes: the same best route, unless it became
+                        // (or stopped being) long-lived stale.
+                        if was_llgr != llgr(c.stale) {
+                            best.push(BestChange {
+                                family,
+                                prefix,
+                                old: Some(old),
+                                new: Some(BestRoute::of(c)),
+                            });
+                        }
                         changes.push(InChange {
                             family,
                             nlri,
@@ -535,7 +551,7 @@ impl LocRib {
                         best.push(BestChange {
                             family,
                             prefix,
-                            old: Some(BestRoute::of(c)),
+                            old: Some(old),
                             new: None,
                         });
                         false
@@ -601,6 +617,10 @@ impl LocRib {
             }
         });
     }
+}
+
+fn llgr(s: Staleness) -> bool {
+    s == Staleness::LlgrStale
 }
 
 fn order_best_first<'a>(

@@ -72,6 +72,9 @@ pub struct PeerConfig {
     pub max_prefix: Option<usize>,
     /// Advertise routes back to the peer they came from.
     pub advertise_to_source: bool,
+    /// The session negotiated long-lived graceful restart (RFC 9494): long-lived stale
+    /// routes may be advertised to the peer, with LLGR_STALE attached.
+    pub llgr: bool,
 }
 
 impl PeerConfig {
@@ -90,6 +93,7 @@ impl PeerConfig {
             keep_adj_rib_in: true,
             max_prefix: None,
             advertise_to_source: false,
+            llgr: false,
         }
     }
 }
@@ -808,11 +812,16 @@ impl Rib {
         let nlri = Nlri::new(change.prefix);
         let family_ix = change.family.index().unwrap_or(0) as u8;
         let should = from.and_then(|(info, rr_client, best)| {
+            let llgr_stale = best.stale == Staleness::LlgrStale;
+            // RFC 9494 §4.5: long-lived stale routes only to peers that negotiated LLGR.
+            if llgr_stale && !p.config.llgr {
+                return None;
+            }
             let key = (
                 to.0,
                 best.source.0,
                 Arc::as_ptr(&best.attrs) as usize,
-                family_ix,
+                family_ix | u8::from(llgr_stale) << 7,
             );
             let exported = match memo.get(&key) {
                 Some(v) => v.clone(),
@@ -822,8 +831,14 @@ impl Rib {
                         same_peer: best.source == to,
                         rr_client,
                     };
-                    let v = export(config, &p.config, from, change.family, &best.attrs)
-                        .map(|a| store.intern(a));
+                    let v =
+                        export(config, &p.config, from, change.family, &best.attrs).map(|mut a| {
+                            if llgr_stale {
+                                let c = a.attrs.communities.take().unwrap_or_default();
+                                a.attrs.communities = Some(c.with(Community::LLGR_STALE));
+                            }
+                            store.intern(a)
+                        });
                     memo.insert(key, v.clone());
                     v
                 }

@@ -286,6 +286,40 @@ fn ineligible_routes_and_ebgp_only_attributes() {
 }
 
 #[test]
+fn llgr_stale_routes_go_only_to_llgr_peers_with_the_community() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let plain = rib.add_peer(peer(65002, 3)).unwrap();
+    let mut c = peer(65003, 4);
+    c.llgr = true;
+    let with_llgr = rib.add_peer(c).unwrap();
+    for id in [plain, with_llgr] {
+        up(&mut rib, id);
+        let _ = drain_updates(&mut rib, id);
+    }
+    let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
+    for id in [plain, with_llgr] {
+        let _ = drain_updates(&mut rib, id);
+    }
+    let _ = rib.peer_down(a, true);
+    // Stale (RFC 4724): nothing changes for anyone.
+    assert_eq!(rib.adj_rib_out(plain).unwrap().pending(), 0);
+    let ch = rib.mark_llgr_stale(a, V4);
+    assert_eq!(ch.best.len(), 1);
+    let (d, _) = drain_updates(&mut rib, plain);
+    assert_eq!(d.withdrawn, 1, "withdrawn from the peer without LLGR");
+    let (_, us) = drain_updates(&mut rib, with_llgr);
+    let comms = us[0].attributes.communities.as_ref().unwrap();
+    assert!(comms.contains(Community::LLGR_STALE));
+    // Re-announced fresh: back to both, without the community.
+    let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
+    let (d, _) = drain_updates(&mut rib, plain);
+    assert_eq!(d.announced, 1);
+    let (_, us) = drain_updates(&mut rib, with_llgr);
+    assert!(us[0].attributes.communities.is_none());
+}
+
+#[test]
 fn max_prefix_is_reported() {
     let mut rib = Rib::new(cfg());
     let mut c = peer(65001, 2);
