@@ -1021,3 +1021,76 @@ proptest! {
         prop_assert_eq!(rib.attribute_sets(), 0);
     }
 }
+
+proptest! {
+    /// Graceful restart in the mix: random UPDATEs, restarts (stale marks), long-lived stale
+    /// marks and purges, local announcements, drains; then everything withdrawn and purged
+    /// leaves every table empty and every attribute set freed.
+    #[test]
+    fn restarts_and_purges_leave_nothing(
+        ops in proptest::collection::vec(
+            prop_oneof![
+                (0usize..3, arb_route_attrs(), proptest::collection::vec(arb_prefix(), 0..6))
+                    .prop_map(|(w, a, v)| (0u8, w, a, v)),
+                (0usize..3).prop_map(|w| (1u8, w, PathAttributes::default(), vec![])),
+                (0usize..3).prop_map(|w| (2u8, w, PathAttributes::default(), vec![])),
+                (0usize..3).prop_map(|w| (3u8, w, PathAttributes::default(), vec![])),
+                (arb_route_attrs(), arb_prefix()).prop_map(|(a, p)| (4u8, 0, a, vec![p])),
+            ],
+            1..40,
+        ),
+    ) {
+        let mut rib = Rib::new(cfg());
+        let peers: Vec<SourceId> = (0..3u8)
+            .map(|i| rib.add_peer(peer(65001 + u32::from(i), i + 2)).unwrap())
+            .collect();
+        let mut c = peer(65010, 20);
+        c.llgr = true;
+        let out = rib.add_peer(c).unwrap();
+        up(&mut rib, out);
+        let mut announced: Vec<(SourceId, IpNet)> = Vec::new();
+        let mut local: Vec<IpNet> = Vec::new();
+        for (kind, who, a, pfx) in &ops {
+            let id = peers[*who];
+            match kind {
+                0 => {
+                    let s: Vec<String> = pfx.iter().map(|p| p.to_string()).collect();
+                    let r: Vec<&str> = s.iter().map(|x| x.as_str()).collect();
+                    let mut a = a.clone();
+                    a.as_path = a.as_path.map(|p| p.prepend(Asn(65001 + *who as u32), 1));
+                    let _ = rib.apply_update(id, &upd(a, &r, &[]));
+                    announced.extend(pfx.iter().map(|p| (id, *p)));
+                }
+                1 => drop(rib.peer_down(id, true)),
+                2 => drop(rib.mark_llgr_stale(id, V4)),
+                3 => drop(rib.purge_stale(id, V4)),
+                _ => {
+                    let _ = rib.announce(V4, pfx[0], RouteAttributes::new(a.clone()));
+                    local.push(pfx[0]);
+                }
+            }
+            if *who == 1 {
+                let _ = rib.drain(out, &mut BytesMut::new());
+            }
+        }
+        for (id, pfx) in announced {
+            let s = pfx.to_string();
+            let _ = rib.apply_update(id, &upd(PathAttributes::default(), &[], &[s.as_str()]));
+        }
+        for pfx in local {
+            let _ = rib.withdraw(V4, pfx);
+        }
+        for id in &peers {
+            let _ = rib.purge_stale(*id, V4);
+        }
+        let _ = rib.drain(out, &mut BytesMut::new());
+        rib.sweep();
+        prop_assert!(rib.loc_rib().is_empty());
+        for id in peers.iter().chain([&out]) {
+            prop_assert!(rib.adj_rib_in(*id).unwrap().is_empty());
+            prop_assert_eq!(rib.adj_rib_out(*id).unwrap().pending(), 0);
+            prop_assert_eq!(rib.adj_rib_out(*id).unwrap().told_count(V4), 0);
+        }
+        prop_assert_eq!(rib.attribute_sets(), 0);
+    }
+}
