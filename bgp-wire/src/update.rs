@@ -295,7 +295,7 @@ impl Update {
     #[inline]
     pub fn decode(body: Bytes, offset: usize, ctx: &Context) -> Result<Update, DecodeError> {
         let mut u = Update::default();
-        u.decode_into(body, offset, ctx)?;
+        u.decode_fields(body, offset, ctx, false)?;
         Ok(u)
     }
 
@@ -307,6 +307,19 @@ impl Update {
         body: Bytes,
         offset: usize,
         ctx: &Context,
+    ) -> Result<(), DecodeError> {
+        self.decode_fields(body, offset, ctx, true)
+    }
+
+    /// The decoder; with `reset`, the fields of a previously used value are cleared first
+    /// (a fresh `Update::default()` needs no reset).
+    #[inline]
+    fn decode_fields(
+        &mut self,
+        body: Bytes,
+        offset: usize,
+        ctx: &Context,
+        reset: bool,
     ) -> Result<(), DecodeError> {
         let list_err =
             |at: usize| DecodeError::new(ErrorKind::MalformedAttributeList, "UPDATE lengths", at);
@@ -349,15 +362,17 @@ impl Update {
         let u = self;
         u.withdrawn = withdrawn;
         u.nlri = nlri;
-        let mut unknown = std::mem::take(&mut u.attributes.unknown);
-        unknown.clear();
-        u.attributes = PathAttributes {
-            unknown,
-            ..PathAttributes::default()
-        };
-        u.mp_reach = None;
-        u.mp_unreach = None;
-        u.errors.clear();
+        if reset {
+            let mut unknown = std::mem::take(&mut u.attributes.unknown);
+            unknown.clear();
+            u.attributes = PathAttributes {
+                unknown,
+                ..PathAttributes::default()
+            };
+            u.mp_reach = None;
+            u.mp_unreach = None;
+            u.errors.clear();
+        }
         let attr_off = offset + attr_from;
         let info = attribute::decode_block(&body, attr_from, attr_to, attr_off, ctx, u)?;
 
