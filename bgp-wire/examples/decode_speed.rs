@@ -63,7 +63,10 @@ fn main() {
     let rounds = if std::env::var_os("ONLY_UPDATE").is_some() {
         0
     } else {
-        20
+        std::env::var("ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20)
     };
     let rounds2 = std::env::var("ROUNDS2")
         .ok()

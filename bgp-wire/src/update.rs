@@ -314,7 +314,7 @@ impl Update {
     /// The decoder; with `reset`, the fields of a previously used value are cleared first
     /// (a fresh `Update::default()` needs no reset).
     #[inline]
-    fn decode_fields(
+    pub(crate) fn decode_fields(
         &mut self,
         body: Bytes,
         offset: usize,
