@@ -61,4 +61,4 @@ pub use open::Open;
 pub use pack::{pack_announce, pack_withdraw};
 pub use route_refresh::RouteRefresh;
 pub use types::{Afi, AfiSafi, AfiSafiSet, Asn, Safi};
-pub use update::{MpReach, MpUnreach, NextHop, Update};
+pub use update::{MpReach, MpUnreach, NextHop, Prefixes, Update};

@@ -41,7 +41,7 @@ use crate::attribute::{self, NextHopMode, PathAttributes, type_code as tc};
 use crate::buf::Buf;
 use crate::context::Context;
 use crate::error::{DecodeError, EncodeError, ErrorKind, Rfc7606Action};
-use crate::nlri::{Nlri, Nlris};
+use crate::nlri::{Nlri, NlriIter, Nlris};
 use crate::types::{Afi, AfiSafi, Safi};
 
 /// The next hop of MP_REACH_NLRI (RFC 4760 §3): IPv4, IPv6 (RFC 2545 §3), IPv6 global plus
@@ -240,6 +240,27 @@ impl MpUnreach {
         out.put_u8(self.family.safi.0);
         self.withdrawn.encode(pid, out);
         Ok(())
+    }
+}
+
+/// The prefixes of an UPDATE with their families: the IPv4 unicast field, then the MP
+/// attribute (see [`Update::announced`], [`Update::withdrawn_all`]).
+#[derive(Clone, Debug)]
+pub struct Prefixes<'a> {
+    first: NlriIter<'a>,
+    second: Option<(AfiSafi, NlriIter<'a>)>,
+}
+
+impl Iterator for Prefixes<'_> {
+    type Item = (AfiSafi, Nlri);
+
+    #[inline]
+    fn next(&mut self) -> Option<(AfiSafi, Nlri)> {
+        if let Some(n) = self.first.next() {
+            return Some((AfiSafi::IPV4_UNICAST, n));
+        }
+        let (family, it) = self.second.as_mut()?;
+        it.next().map(|n| (*family, n))
     }
 }
 
@@ -480,24 +501,23 @@ impl Update {
     }
 
     /// Every announced prefix with its family: the NLRI field, then MP_REACH_NLRI.
-    pub fn announced(&self) -> impl Iterator<Item = (AfiSafi, Nlri)> + '_ {
-        let v4 = self.nlri.iter().map(|n| (AfiSafi::IPV4_UNICAST, n));
-        let mp = self
-            .mp_reach
-            .iter()
-            .flat_map(|m| m.nlri.iter().map(move |n| (m.family, n)));
-        v4.chain(mp)
+    pub fn announced(&self) -> Prefixes<'_> {
+        Prefixes {
+            first: self.nlri.iter(),
+            second: self.mp_reach.as_ref().map(|m| (m.family, m.nlri.iter())),
+        }
     }
 
     /// Every withdrawn prefix with its family: the Withdrawn Routes field, then
     /// MP_UNREACH_NLRI.
-    pub fn withdrawn_all(&self) -> impl Iterator<Item = (AfiSafi, Nlri)> + '_ {
-        let v4 = self.withdrawn.iter().map(|n| (AfiSafi::IPV4_UNICAST, n));
-        let mp = self
-            .mp_unreach
-            .iter()
-            .flat_map(|m| m.withdrawn.iter().map(move |n| (m.family, n)));
-        v4.chain(mp)
+    pub fn withdrawn_all(&self) -> Prefixes<'_> {
+        Prefixes {
+            first: self.withdrawn.iter(),
+            second: self
+                .mp_unreach
+                .as_ref()
+                .map(|m| (m.family, m.withdrawn.iter())),
+        }
     }
 
     /// The number of prefixes announced plus withdrawn.
