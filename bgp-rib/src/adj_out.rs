@@ -8,12 +8,14 @@ use std::sync::Arc;
 use bgp_wire::{AfiSafi, AfiSafiSet, Context, EncodeError, Message, Nlri, Update};
 use bgp_wire::{pack_announce, pack_withdraw};
 use bytes::BytesMut;
+use ipnet::IpNet;
 
 use crate::intern::{AttrStore, Attrs};
+use crate::loc::PrefixMap;
 use crate::table::{FastMap, PerFamily};
 
 #[derive(Clone, Debug)]
-struct OutEntry {
+pub(crate) struct OutEntry {
     told: Option<Attrs>,
     should: Option<Attrs>,
     queued: bool,
@@ -45,17 +47,34 @@ pub struct Drained {
 }
 
 /// The Adj-RIB-Out of one peer.
-#[derive(Debug, Default)]
+///
+/// One entry per prefix (8 octets of key for IPv4, 20 for IPv6, 24 of value): we advertise
+/// one path per prefix, so no path id is kept.
+#[derive(Debug)]
 pub struct AdjRibOut {
-    tables: PerFamily<FastMap<Nlri, OutEntry>>,
-    queue: PerFamily<Vec<Nlri>>,
+    tables: [PrefixMap<OutEntry>; 4],
+    queue: PerFamily<Vec<IpNet>>,
     eor_pending: AfiSafiSet,
+}
+
+impl Default for AdjRibOut {
+    fn default() -> Self {
+        AdjRibOut {
+            tables: AfiSafi::KNOWN.map(PrefixMap::for_family),
+            queue: PerFamily::default(),
+            eor_pending: AfiSafiSet::EMPTY,
+        }
+    }
 }
 
 impl AdjRibOut {
     /// An empty Adj-RIB-Out.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    fn table(&self, f: AfiSafi) -> Option<&PrefixMap<OutEntry>> {
+        self.tables.get(f.index()?)
     }
 
     /// Asks for End-of-RIB markers once the initial table of these families is drained
@@ -73,13 +92,19 @@ impl AdjRibOut {
         &mut self,
         store: &mut AttrStore,
         family: AfiSafi,
-        nlri: Nlri,
+        prefix: IpNet,
         should: Option<Attrs>,
     ) {
-        let (Some(t), Some(q)) = (self.tables.get_mut(family), self.queue.get_mut(family)) else {
+        let (Some(t), Some(q)) = (
+            family.index().and_then(|i| self.tables.get_mut(i)),
+            self.queue.get_mut(family),
+        ) else {
+            if let Some(a) = should {
+                store.release(a);
+            }
             return;
         };
-        match t.get_mut(&nlri) {
+        match t.get_mut(&prefix) {
             Some(e) => {
                 if same(&e.should, &should) {
                     if let Some(a) = should {
@@ -92,34 +117,34 @@ impl AdjRibOut {
                 }
                 if !e.queued {
                     e.queued = true;
-                    q.push(nlri);
+                    q.push(prefix);
                 }
             }
             None => {
-                if should.is_none() {
+                let Some(a) = should else {
                     return;
+                };
+                let entry = OutEntry {
+                    told: None,
+                    should: Some(a.clone()),
+                    queued: true,
+                };
+                if t.insert(&prefix, entry) {
+                    q.push(prefix);
                 }
-                t.insert(
-                    nlri,
-                    OutEntry {
-                        told: None,
-                        should,
-                        queued: true,
-                    },
-                );
-                q.push(nlri);
+                store.release(a);
             }
         }
     }
 
     /// What the peer has been told about a prefix.
-    pub fn told(&self, family: AfiSafi, nlri: &Nlri) -> Option<&Attrs> {
-        self.tables.get(family)?.get(nlri)?.told.as_ref()
+    pub fn told(&self, family: AfiSafi, prefix: &IpNet) -> Option<&Attrs> {
+        self.table(family)?.get(prefix)?.told.as_ref()
     }
 
     /// What the peer should have for a prefix.
-    pub fn should(&self, family: AfiSafi, nlri: &Nlri) -> Option<&Attrs> {
-        self.tables.get(family)?.get(nlri)?.should.as_ref()
+    pub fn should(&self, family: AfiSafi, prefix: &IpNet) -> Option<&Attrs> {
+        self.table(family)?.get(prefix)?.should.as_ref()
     }
 
     /// The number of prefixes waiting to be sent.
@@ -129,19 +154,18 @@ impl AdjRibOut {
 
     /// The number of prefixes the peer has been told about.
     pub fn told_count(&self, family: AfiSafi) -> usize {
-        self.tables
-            .get(family)
-            .map_or(0, |t| t.values().filter(|e| e.told.is_some()).count())
+        self.table(family)
+            .map_or(0, |t| t.iter().filter(|(_, e)| e.told.is_some()).count())
     }
 
     /// Forgets everything (the session went down).
     pub fn clear(&mut self, store: &mut AttrStore) {
-        for t in self.tables.0.iter_mut() {
-            for (_, e) in t.drain() {
+        for t in self.tables.iter_mut() {
+            t.drain_all(|e| {
                 for a in [e.told, e.should].into_iter().flatten() {
                     store.release(a);
                 }
-            }
+            });
         }
         for q in self.queue.0.iter_mut() {
             q.clear();
@@ -153,15 +177,38 @@ impl AdjRibOut {
     /// by attribute set, each group packed as tightly as `ctx.max_message_len` allows; then
     /// the End-of-RIB markers that are due.
     pub fn drain(&mut self, store: &mut AttrStore, ctx: &Context, out: &mut BytesMut) -> Drained {
+        self.drain_limited(store, ctx, out, usize::MAX)
+    }
+
+    /// Like [`AdjRibOut::drain`], but handles at most `max_prefixes` queued prefixes (the
+    /// oldest first), so that a writer caps its work per wake-up; the rest stays queued.
+    /// End-of-RIB of a family follows only once its queue is empty.
+    pub fn drain_limited(
+        &mut self,
+        store: &mut AttrStore,
+        ctx: &Context,
+        out: &mut BytesMut,
+        max_prefixes: usize,
+    ) -> Drained {
         let mut d = Drained::default();
+        let mut budget = max_prefixes;
         for family in AfiSafi::KNOWN {
-            let (Some(t), Some(q)) = (self.tables.get_mut(family), self.queue.get_mut(family))
-            else {
+            let (Some(t), Some(q)) = (
+                family.index().and_then(|i| self.tables.get_mut(i)),
+                self.queue.get_mut(family),
+            ) else {
                 continue;
             };
-            let queue = std::mem::take(q);
-            let mut withdraws: Vec<Nlri> = Vec::new();
-            let mut groups: FastMap<usize, (Attrs, Vec<Nlri>)> = FastMap::default();
+            let take = q.len().min(budget);
+            budget -= take;
+            let queue: Vec<IpNet> = if take == q.len() {
+                std::mem::take(q)
+            } else {
+                q.drain(..take).collect()
+            };
+            let queue_empty = q.is_empty();
+            let mut withdraws: Vec<IpNet> = Vec::new();
+            let mut groups: FastMap<usize, (Attrs, Vec<IpNet>)> = FastMap::default();
             for nlri in queue {
                 let Some(e) = t.get_mut(&nlri) else { continue };
                 e.queued = false;
@@ -179,9 +226,9 @@ impl AdjRibOut {
                     }
                 }
             }
-            let mut done: Vec<Nlri> = Vec::new();
+            let mut done: Vec<IpNet> = Vec::new();
             if !withdraws.is_empty() {
-                match pack_withdraw(ctx, family, withdraws.iter().copied(), out) {
+                match pack_withdraw(ctx, family, withdraws.iter().map(|p| Nlri::new(*p)), out) {
                     Ok(n) => {
                         d.messages += n;
                         d.withdrawn += withdraws.len();
@@ -196,7 +243,7 @@ impl AdjRibOut {
                     &a.attrs,
                     family,
                     a.mp_next_hop.as_ref(),
-                    nlris.iter().copied(),
+                    nlris.iter().map(|p| Nlri::new(*p)),
                     out,
                 );
                 match r {
@@ -219,7 +266,7 @@ impl AdjRibOut {
                     t.remove(&nlri);
                 }
             }
-            if self.eor_pending.contains(family) {
+            if queue_empty && self.eor_pending.contains(family) {
                 let eor = Message::Update(Update::end_of_rib_marker(family));
                 if eor.encode(ctx, out).is_ok() {
                     d.messages += 1;

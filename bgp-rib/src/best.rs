@@ -10,7 +10,7 @@ use crate::intern::Attrs;
 
 /// Where a route came from: an index into the RIB's sources (0 is the local origin table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SourceId(pub u32);
+pub struct SourceId(pub u16);
 
 impl SourceId {
     /// The local origin table (the embedder's own routes).
@@ -45,17 +45,29 @@ impl SourceInfo {
     }
 }
 
-/// One candidate path for a prefix.
+/// One candidate path for a prefix (16 octets: this is what a route costs in the table).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Candidate {
-    /// The source.
-    pub source: SourceId,
-    /// The ADD-PATH path id the source used (0 without ADD-PATH).
-    pub path_id: u32,
     /// The attributes.
     pub attrs: Attrs,
+    /// The ADD-PATH path id the source used (0 without ADD-PATH).
+    pub path_id: u32,
+    /// The source.
+    pub source: SourceId,
     /// The stale mark.
     pub stale: Staleness,
+    /// Whether the source sent a path id (ADD-PATH), so that `path_id` is meaningful.
+    pub add_path: bool,
+}
+
+impl Candidate {
+    /// The prefix and path id as received.
+    pub fn nlri(&self, prefix: ipnet::IpNet) -> bgp_wire::Nlri {
+        bgp_wire::Nlri {
+            path_id: self.add_path.then_some(self.path_id),
+            prefix,
+        }
+    }
 }
 
 /// The LOCAL_PREF used when the attribute is absent.
@@ -105,20 +117,53 @@ pub fn select_best<'a>(
     }
     let unknown = SourceInfo::local(Asn(0), Ipv4Addr::UNSPECIFIED);
     let info = |c: &Candidate| -> SourceInfo { source(c.source).copied().unwrap_or(unknown) };
+    let mut live = equally_good(cands, &info);
+    keep_min(cands, &mut live, &|c| {
+        let id = c.attrs.attrs.originator_id.unwrap_or(info(c).router_id);
+        u128::from(u32::from(id))
+    });
+    keep_min(cands, &mut live, &|c| {
+        c.attrs.attrs.cluster_list.as_ref().map_or(0, |l| l.len()) as u128
+    });
+    keep_min(cands, &mut live, &|c| match info(c).address {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    });
+    live.into_iter()
+        .min_by(|&a, &b| match (cands.get(a), cands.get(b)) {
+            (Some(x), Some(y)) => (x.source, x.path_id).cmp(&(y.source, y.path_id)),
+            _ => Ordering::Equal,
+        })
+}
+
+/// The candidates that are equally good up to and including step 6 of [`select_best`]
+/// (staleness, local origin, LOCAL_PREF, AS_PATH length, ORIGIN, MED, eBGP over iBGP): the
+/// set that may share traffic when multipath (ECMP) is wanted. The best path is among them.
+pub fn multipath<'a>(
+    cands: &[Candidate],
+    source: impl Fn(SourceId) -> Option<&'a SourceInfo>,
+) -> Vec<usize> {
+    let unknown = SourceInfo::local(Asn(0), Ipv4Addr::UNSPECIFIED);
+    let info = |c: &Candidate| -> SourceInfo { source(c.source).copied().unwrap_or(unknown) };
+    equally_good(cands, &info)
+}
+
+fn keep_min(cands: &[Candidate], live: &mut Vec<usize>, key: &dyn Fn(&Candidate) -> u128) {
+    let best = live
+        .iter()
+        .filter_map(|&i| cands.get(i).map(key))
+        .min()
+        .unwrap_or(0);
+    live.retain(|&i| cands.get(i).map(key) == Some(best));
+}
+
+fn equally_good(cands: &[Candidate], info: &dyn Fn(&Candidate) -> SourceInfo) -> Vec<usize> {
     let mut live: Vec<usize> = (0..cands.len()).collect();
-    let keep_min = |live: &mut Vec<usize>, key: &dyn Fn(&Candidate) -> u128| {
-        let best = live
-            .iter()
-            .filter_map(|&i| cands.get(i).map(key))
-            .min()
-            .unwrap_or(0);
-        live.retain(|&i| cands.get(i).map(key) == Some(best));
-    };
-    keep_min(&mut live, &|c| c.stale as u128);
-    keep_min(&mut live, &|c| u128::from(!info(c).local));
-    keep_min(&mut live, &|c| u128::from(u32::MAX - local_pref(c)));
-    keep_min(&mut live, &|c| path_len(c) as u128);
-    keep_min(&mut live, &|c| {
+    keep_min(cands, &mut live, &|c| c.stale as u128);
+    keep_min(cands, &mut live, &|c| u128::from(!info(c).local));
+    keep_min(cands, &mut live, &|c| u128::from(u32::MAX - local_pref(c)));
+    keep_min(cands, &mut live, &|c| path_len(c) as u128);
+    keep_min(cands, &mut live, &|c| {
         c.attrs.attrs.origin.map_or(3, |o| u128::from(o.code()))
     });
     // MED: drop every route that a route from the same neighbouring AS beats.
@@ -135,21 +180,6 @@ pub fn select_best<'a>(
             })
         });
     }
-    keep_min(&mut live, &|c| u128::from(info(c).ibgp));
-    keep_min(&mut live, &|c| {
-        let id = c.attrs.attrs.originator_id.unwrap_or(info(c).router_id);
-        u128::from(u32::from(id))
-    });
-    keep_min(&mut live, &|c| {
-        c.attrs.attrs.cluster_list.as_ref().map_or(0, |l| l.len()) as u128
-    });
-    keep_min(&mut live, &|c| match info(c).address {
-        IpAddr::V4(a) => u128::from(u32::from(a)),
-        IpAddr::V6(a) => u128::from(a),
-    });
-    live.into_iter()
-        .min_by(|&a, &b| match (cands.get(a), cands.get(b)) {
-            (Some(x), Some(y)) => (x.source, x.path_id).cmp(&(y.source, y.path_id)),
-            _ => Ordering::Equal,
-        })
+    keep_min(cands, &mut live, &|c| u128::from(info(c).ibgp));
+    live
 }

@@ -1,11 +1,12 @@
 //! Attribute interning: one shared copy of each distinct attribute set, freed when the last
 //! route that uses it goes.
 
+use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
 use bgp_wire::{NextHop, PathAttributes};
 
-use crate::table::FastSet;
+use crate::table::{FastBuild, FastMap};
 
 /// What a route carries besides its prefix: the path attributes and, for families announced
 /// in MP_REACH_NLRI (RFC 4760 §3), the next hop from that attribute.
@@ -30,6 +31,27 @@ impl RouteAttributes {
 /// A shared, interned attribute set. Compare with [`Arc::ptr_eq`].
 pub type Attrs = Arc<RouteAttributes>;
 
+#[derive(Debug)]
+enum Bucket {
+    One(Attrs),
+    Many(Vec<Attrs>),
+}
+
+impl Bucket {
+    fn as_slice(&self) -> &[Attrs] {
+        match self {
+            Bucket::One(a) => std::slice::from_ref(a),
+            Bucket::Many(v) => v,
+        }
+    }
+}
+
+fn content_hash(a: &RouteAttributes) -> u64 {
+    let mut h = FastBuild::default().build_hasher();
+    a.hash(&mut h);
+    std::hash::Hasher::finish(&h)
+}
+
 /// The interning table.
 ///
 /// [`AttrStore::intern`] hands out the one shared copy; holders give theirs back with
@@ -38,7 +60,11 @@ pub type Attrs = Arc<RouteAttributes>;
 /// received message, so a RIB never keeps receive buffers alive.
 #[derive(Debug, Default)]
 pub struct AttrStore {
-    set: FastSet<Attrs>,
+    /// Keyed by the content hash, computed once per set (a growing table then rehashes
+    /// 8-octet keys, not whole attribute sets). Distinct sets with the same hash share a
+    /// bucket.
+    set: FastMap<u64, Bucket>,
+    len: usize,
     pending: Vec<Attrs>,
     /// Releases since the last full scan (see [`AttrStore::sweep`]).
     released: usize,
@@ -52,15 +78,54 @@ impl AttrStore {
 
     /// The shared copy of these attributes (stored on first use).
     pub fn intern(&mut self, a: RouteAttributes) -> Attrs {
-        if let Some(x) = self.set.get(&a) {
-            return x.clone();
+        let h = content_hash(&a);
+        if let Some(b) = self.set.get(&h) {
+            if let Some(x) = b.as_slice().iter().find(|x| ***x == a) {
+                return x.clone();
+            }
         }
         let arc = Arc::new(RouteAttributes {
             attrs: a.attrs.detached(),
             mp_next_hop: a.mp_next_hop,
         });
-        self.set.insert(arc.clone());
+        self.len += 1;
+        match self.set.get_mut(&h) {
+            None => {
+                self.set.insert(h, Bucket::One(arc.clone()));
+            }
+            Some(b) => {
+                let mut v = match std::mem::replace(b, Bucket::Many(Vec::new())) {
+                    Bucket::One(x) => vec![x],
+                    Bucket::Many(v) => v,
+                };
+                v.push(arc.clone());
+                *b = Bucket::Many(v);
+            }
+        }
         arc
+    }
+
+    /// Removes one set (by identity).
+    fn remove(&mut self, a: &Attrs) {
+        let h = content_hash(a);
+        let Some(b) = self.set.get_mut(&h) else {
+            return;
+        };
+        match b {
+            Bucket::One(x) if Arc::ptr_eq(x, a) => {
+                self.set.remove(&h);
+                self.len -= 1;
+            }
+            Bucket::One(_) => {}
+            Bucket::Many(v) => {
+                let before = v.len();
+                v.retain(|x| !Arc::ptr_eq(x, a));
+                self.len -= before - v.len();
+                if let [only] = v.as_slice() {
+                    *b = Bucket::One(only.clone());
+                }
+            }
+        }
     }
 
     /// Gives back one holder's reference; the set is freed at the next [`AttrStore::sweep`]
@@ -76,7 +141,7 @@ impl AttrStore {
     /// caller had not dropped yet) is caught by a full scan that runs once the releases since
     /// the last one outnumber half the store, so the cost stays amortised O(1) per release.
     pub fn sweep(&mut self) {
-        if self.released > 1024 && self.released > self.set.len() / 2 {
+        if self.released > 1024 && self.released > self.len / 2 {
             self.sweep_all();
             return;
         }
@@ -90,7 +155,8 @@ impl AttrStore {
             }
             // Held by the store and by the `j - i` pending copies only: nobody uses it.
             if Arc::strong_count(a) == 1 + (j - i) {
-                self.set.remove(&**a);
+                let a = a.clone();
+                self.remove(&a);
             }
             i = j;
         }
@@ -100,17 +166,35 @@ impl AttrStore {
     pub fn sweep_all(&mut self) {
         self.pending.clear();
         self.released = 0;
-        self.set.retain(|a| Arc::strong_count(a) > 1);
+        let mut len = 0;
+        self.set.retain(|_, b| {
+            match b {
+                Bucket::One(a) => {
+                    if Arc::strong_count(a) == 1 {
+                        return false;
+                    }
+                }
+                Bucket::Many(v) => {
+                    v.retain(|a| Arc::strong_count(a) > 1);
+                    if v.is_empty() {
+                        return false;
+                    }
+                }
+            }
+            len += b.as_slice().len();
+            true
+        });
+        self.len = len;
     }
 
     /// The number of distinct attribute sets held.
     pub fn len(&self) -> usize {
-        self.set.len()
+        self.len
     }
 
     /// Whether no set is held.
     pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
+        self.len == 0
     }
 }
 

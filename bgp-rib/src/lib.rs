@@ -5,11 +5,21 @@
 //! operation is a plain call that returns what changed.
 //!
 //! - [`intern`]: one shared copy of each distinct attribute set.
-//! - [`adj_in`]: the routes each peer sent, with stale marks and max-prefix accounting.
-//! - [`best`], [`loc`]: the RFC 4271 §9.1 decision process and the Loc-RIB.
+//! - [`loc`]: the route table. Per family one hash map from a compact prefix key to the
+//!   prefix's candidate paths, best first: every peer's Adj-RIB-In and the local origin
+//!   table live here, a single-path prefix costs one 24-octet (IPv4) entry, and the first
+//!   candidate is the Loc-RIB route.
+//! - [`adj_in`]: a peer's Adj-RIB-In as a view of its paths in that table, stale marks
+//!   (graceful restart, long-lived graceful restart), route counts for max-prefix.
+//! - [`best`]: the RFC 4271 §9.1 decision process and the multipath set.
 //! - [`adj_out`]: what each peer was told and should have, drained as packed UPDATEs.
 //! - [`policy`]: import/export policies and the route sink, small synchronous traits.
-//! - [`rib`]: all of it wired together, with the export rules and the local origin table.
+//! - [`rib`]: all of it wired together, with the import checks, the export rules and the
+//!   local origin table.
+//!
+//! Change sets hold `Arc`s to interned attribute sets; drop them before the next call, so
+//! that the sets nobody uses any more are freed by that call (a full scan catches the rest,
+//! amortised over releases).
 //!
 //! ```
 //! use bgp_rib::{Rib, RibConfig, RouteAttributes};
@@ -51,7 +61,7 @@ pub mod table;
 
 pub use adj_in::{AdjEntry, AdjRibIn, InChange, Staleness};
 pub use adj_out::{AdjRibOut, Drained};
-pub use best::{Candidate, SourceId, SourceInfo, select_best};
+pub use best::{Candidate, SourceId, SourceInfo, multipath, select_best};
 pub use intern::{AttrStore, Attrs, RouteAttributes};
 pub use loc::{BestChange, BestRoute, LocRib};
 pub use policy::{AcceptAll, ExportPolicy, ImportPolicy, PolicyAction, RouteSink};

@@ -1,42 +1,178 @@
-//! Loc-RIB (RFC 4271 §3.2, §9.1.2): every candidate path per prefix and the best one.
+//! The route table: for every prefix, every candidate path from every source (each peer's
+//! Adj-RIB-In, RFC 4271 §3.2, and the local origin table) and, first, the best one (the
+//! Loc-RIB, RFC 4271 §9.1.2).
+//!
+//! One hash map per family, keyed by a compact prefix (8 octets for IPv4, 20 for IPv6),
+//! whose value is 16 octets for the common single-path prefix: the candidate itself (an
+//! `Arc` to the interned attributes, path id, source, stale mark). Prefixes with several
+//! paths hold them in one boxed vector. A peer's Adj-RIB-In is the view of its paths in this
+//! table ([`AdjRibIn`](crate::AdjRibIn)), so a route costs one entry, not two.
 
 use std::sync::Arc;
 
-use bgp_wire::AfiSafi;
-use ipnet::IpNet;
+use bgp_wire::{Afi, AfiSafi, Nlri};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-use crate::adj_in::Staleness;
+use crate::adj_in::{AdjEntry, InChange, Staleness};
 use crate::best::{Candidate, SourceId, SourceInfo, select_best};
 use crate::intern::{AttrStore, Attrs};
-use crate::table::{FastMap, PerFamily};
+use crate::table::FastMap;
 
-/// The candidates of one prefix: one inline (the common case), more in a boxed slice.
-#[derive(Clone, Debug)]
-enum Cands {
-    One(Candidate),
-    Many(Vec<Candidate>),
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct K4 {
+    addr: u32,
+    len: u8,
 }
 
-impl Cands {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct K6 {
+    addr: [u32; 4],
+    len: u8,
+}
+
+impl K4 {
+    fn of(p: &IpNet) -> Option<K4> {
+        match p {
+            IpNet::V4(n) => Some(K4 {
+                addr: u32::from(n.network()),
+                len: n.prefix_len(),
+            }),
+            IpNet::V6(_) => None,
+        }
+    }
+
+    fn net(self) -> IpNet {
+        IpNet::V4(Ipv4Net::new(self.addr.into(), self.len).unwrap_or_default())
+    }
+}
+
+impl K6 {
+    fn of(p: &IpNet) -> Option<K6> {
+        match p {
+            IpNet::V6(n) => {
+                let a = u128::from(n.network());
+                Some(K6 {
+                    addr: [
+                        (a >> 96) as u32,
+                        (a >> 64) as u32,
+                        (a >> 32) as u32,
+                        a as u32,
+                    ],
+                    len: n.prefix_len(),
+                })
+            }
+            IpNet::V4(_) => None,
+        }
+    }
+
+    fn net(self) -> IpNet {
+        let [a, b, c, d] = self.addr.map(u128::from);
+        let addr = (a << 96) | (b << 64) | (c << 32) | d;
+        IpNet::V6(Ipv6Net::new(addr.into(), self.len).unwrap_or_default())
+    }
+}
+
+/// The candidates of one prefix, best first.
+#[derive(Clone, Debug)]
+enum Paths {
+    One(Candidate),
+    /// Boxed so that the enum stays 16 octets (a `Vec` is 24): several paths are the rare
+    /// case, the single path the one to keep small.
+    #[allow(clippy::box_collection)]
+    Many(Box<Vec<Candidate>>),
+}
+
+impl Paths {
     fn as_slice(&self) -> &[Candidate] {
         match self {
-            Cands::One(c) => std::slice::from_ref(c),
-            Cands::Many(v) => v,
+            Paths::One(c) => std::slice::from_ref(c),
+            Paths::Many(v) => v,
+        }
+    }
+
+    fn best(&self) -> Option<&Candidate> {
+        self.as_slice().first()
+    }
+}
+
+/// A map from prefixes of one family to `V`, keyed compactly (8 octets for IPv4, 20 for
+/// IPv6). A prefix of the other address family is never found and never stored.
+#[derive(Debug)]
+pub(crate) enum PrefixMap<V> {
+    V4(FastMap<K4, V>),
+    V6(FastMap<K6, V>),
+}
+
+impl<V> PrefixMap<V> {
+    /// An empty map for a family.
+    pub(crate) fn for_family(f: AfiSafi) -> Self {
+        if f.afi == Afi::IPV6 {
+            PrefixMap::V6(FastMap::default())
+        } else {
+            PrefixMap::V4(FastMap::default())
+        }
+    }
+
+    pub(crate) fn get(&self, p: &IpNet) -> Option<&V> {
+        match self {
+            PrefixMap::V4(t) => t.get(&K4::of(p)?),
+            PrefixMap::V6(t) => t.get(&K6::of(p)?),
+        }
+    }
+
+    pub(crate) fn get_mut(&mut self, p: &IpNet) -> Option<&mut V> {
+        match self {
+            PrefixMap::V4(t) => t.get_mut(&K4::of(p)?),
+            PrefixMap::V6(t) => t.get_mut(&K6::of(p)?),
+        }
+    }
+
+    /// Inserts; false (and `v` dropped) for a prefix of the other address family.
+    pub(crate) fn insert(&mut self, p: &IpNet, v: V) -> bool {
+        match self {
+            PrefixMap::V4(t) => K4::of(p).map(|k| t.insert(k, v)).is_some(),
+            PrefixMap::V6(t) => K6::of(p).map(|k| t.insert(k, v)).is_some(),
+        }
+    }
+
+    pub(crate) fn remove(&mut self, p: &IpNet) -> Option<V> {
+        match self {
+            PrefixMap::V4(t) => t.remove(&K4::of(p)?),
+            PrefixMap::V6(t) => t.remove(&K6::of(p)?),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            PrefixMap::V4(t) => t.len(),
+            PrefixMap::V6(t) => t.len(),
+        }
+    }
+
+    pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = (IpNet, &V)> + '_> {
+        match self {
+            PrefixMap::V4(t) => Box::new(t.iter().map(|(k, v)| (k.net(), v))),
+            PrefixMap::V6(t) => Box::new(t.iter().map(|(k, v)| (k.net(), v))),
+        }
+    }
+
+    pub(crate) fn retain(&mut self, mut f: impl FnMut(IpNet, &mut V) -> bool) {
+        match self {
+            PrefixMap::V4(t) => t.retain(|k, v| f(k.net(), v)),
+            PrefixMap::V6(t) => t.retain(|k, v| f(k.net(), v)),
+        }
+    }
+
+    /// Removes everything, handing each value to `f`.
+    pub(crate) fn drain_all(&mut self, mut f: impl FnMut(V)) {
+        match self {
+            PrefixMap::V4(t) => t.drain().for_each(|(_, v)| f(v)),
+            PrefixMap::V6(t) => t.drain().for_each(|(_, v)| f(v)),
         }
     }
 }
 
-#[derive(Clone, Debug)]
-struct LocEntry {
-    cands: Cands,
-    best: u32,
-}
-
-impl LocEntry {
-    fn best(&self) -> Option<&Candidate> {
-        self.cands.as_slice().get(self.best as usize)
-    }
-}
+type FamilyTable = PrefixMap<Paths>;
 
 /// The best route of a prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,14 +197,18 @@ impl BestRoute {
         }
     }
 
-    fn same(a: &Option<BestRoute>, b: &Option<BestRoute>) -> bool {
+    /// Whether two best routes are the same route: same source, path and attributes. A
+    /// change of the graceful-restart stale mark alone is not a change of the best route
+    /// (the route and what is advertised stay the same); becoming long-lived stale is, since
+    /// it changes what may be advertised (RFC 9494 §4.5).
+    fn same(a: Option<&Candidate>, b: Option<&Candidate>) -> bool {
         match (a, b) {
             (None, None) => true,
             (Some(x), Some(y)) => {
                 x.source == y.source
                     && x.path_id == y.path_id
-                    && x.stale == y.stale
                     && Arc::ptr_eq(&x.attrs, &y.attrs)
+                    && llgr(x.stale) == llgr(y.stale)
             }
             _ => false,
         }
@@ -88,26 +228,70 @@ pub struct BestChange {
     pub new: Option<BestRoute>,
 }
 
-/// The Loc-RIB.
+/// What [`LocRib::set`] did.
 #[derive(Debug, Default)]
+pub(crate) struct SetResult {
+    /// The source's path existed before.
+    pub(crate) before: bool,
+    /// The source's path exists now.
+    pub(crate) after: bool,
+    /// The path changed (otherwise the call was a no-op).
+    pub(crate) changed: bool,
+    /// The change of the best route.
+    pub(crate) best: Option<BestChange>,
+}
+
+/// What a bulk per-source operation does with one path.
+pub(crate) enum PathOp {
+    Keep,
+    Changed,
+    Remove,
+}
+
+/// The route table and Loc-RIB.
+#[derive(Debug)]
 pub struct LocRib {
-    tables: PerFamily<FastMap<IpNet, LocEntry>>,
+    tables: [FamilyTable; 4],
+}
+
+impl Default for LocRib {
+    fn default() -> Self {
+        // Indexed by `AfiSafi::index`: IPv4 unicast, IPv6 unicast, IPv4 multicast, IPv6 multicast.
+        LocRib {
+            tables: AfiSafi::KNOWN.map(PrefixMap::for_family),
+        }
+    }
+}
+
+fn table_index(f: AfiSafi) -> Option<usize> {
+    let i = f.index()?;
+    // Guard the V4/V6 layout above.
+    let v6 = f.afi == Afi::IPV6;
+    (matches!(i, 1 | 3) == v6).then_some(i)
 }
 
 impl LocRib {
-    /// An empty Loc-RIB.
+    /// An empty table.
     pub fn new() -> Self {
         Self::default()
     }
 
+    fn table(&self, f: AfiSafi) -> Option<&FamilyTable> {
+        self.tables.get(table_index(f)?)
+    }
+
+    fn table_mut(&mut self, f: AfiSafi) -> Option<&mut FamilyTable> {
+        self.tables.get_mut(table_index(f)?)
+    }
+
     /// The number of prefixes with a route, per family.
     pub fn len(&self, family: AfiSafi) -> usize {
-        self.tables.get(family).map_or(0, |t| t.len())
+        self.table(family).map_or(0, FamilyTable::len)
     }
 
     /// The number of prefixes with a route, in every family.
     pub fn total(&self) -> usize {
-        self.tables.0.iter().map(|t| t.len()).sum()
+        self.tables.iter().map(FamilyTable::len).sum()
     }
 
     /// Whether there is no route at all.
@@ -117,150 +301,380 @@ impl LocRib {
 
     /// The best route of a prefix.
     pub fn best(&self, family: AfiSafi, prefix: &IpNet) -> Option<BestRoute> {
-        self.tables
-            .get(family)?
-            .get(prefix)?
-            .best()
-            .map(BestRoute::of)
+        self.table(family)?.get(prefix)?.best().map(BestRoute::of)
     }
 
-    /// The candidates of a prefix.
+    /// The candidates of a prefix, best first.
     pub fn candidates(&self, family: AfiSafi, prefix: &IpNet) -> &[Candidate] {
-        self.tables
-            .get(family)
+        self.table(family)
             .and_then(|t| t.get(prefix))
-            .map_or(&[], |e| e.cands.as_slice())
+            .map_or(&[], Paths::as_slice)
     }
 
     /// Every prefix of a family with its best route.
     pub fn iter(&self, family: AfiSafi) -> impl Iterator<Item = (IpNet, BestRoute)> + '_ {
-        self.tables
-            .get(family)
+        self.table(family)
             .into_iter()
             .flat_map(|t| t.iter())
-            .filter_map(|(p, e)| Some((*p, BestRoute::of(e.best()?))))
+            .filter_map(|(p, e)| Some((p, BestRoute::of(e.best()?))))
     }
 
-    /// Sets (or with `route == None` removes) the candidate of `source`/`path_id` for a
-    /// prefix and reruns the decision process for it. Returns the change of the best route,
-    /// if there is one.
+    /// Every path of one source in a family.
+    pub(crate) fn paths_of(
+        &self,
+        family: AfiSafi,
+        source: SourceId,
+    ) -> impl Iterator<Item = (IpNet, &Candidate)> + '_ {
+        self.table(family)
+            .into_iter()
+            .flat_map(|t| t.iter())
+            .flat_map(move |(p, e)| {
+                e.as_slice()
+                    .iter()
+                    .filter(move |c| c.source == source)
+                    .map(move |c| (p, c))
+            })
+    }
+
+    /// One source's path for a prefix and path id.
+    pub(crate) fn path(
+        &self,
+        family: AfiSafi,
+        source: SourceId,
+        nlri: &Nlri,
+    ) -> Option<&Candidate> {
+        let id = nlri.path_id.unwrap_or(0);
+        self.candidates(family, &nlri.prefix)
+            .iter()
+            .find(|c| c.source == source && c.path_id == id)
+    }
+
+    /// Sets (or with `route == None` removes) the path of `source`/`path_id` for a prefix
+    /// and reruns the decision process for it.
     #[allow(clippy::too_many_arguments)]
-    pub fn update<'a>(
+    pub(crate) fn set<'a>(
         &mut self,
         store: &mut AttrStore,
         sources: impl Fn(SourceId) -> Option<&'a SourceInfo>,
         family: AfiSafi,
         prefix: IpNet,
         source: SourceId,
-        path_id: u32,
+        path_id: Option<u32>,
         route: Option<(Attrs, Staleness)>,
-    ) -> Option<BestChange> {
-        let t = self.tables.get_mut(family)?;
-        let old_best = t.get(&prefix).and_then(|e| e.best()).map(BestRoute::of);
-        let same_cand = |c: &Candidate| c.source == source && c.path_id == path_id;
-        // Fast path: the prefix's only candidate is the one that changes.
-        let mut route = route;
-        let mut only_one_gone = false;
-        if let Some(LocEntry {
-            cands: Cands::One(c),
-            ..
-        }) = t.get_mut(&prefix)
-        {
-            if same_cand(c) {
-                match route.take() {
+    ) -> SetResult {
+        let add_path = path_id.is_some();
+        let path_id = path_id.unwrap_or(0);
+        let mut r = SetResult::default();
+        let Some(t) = self.table_mut(family) else {
+            if let Some((a, _)) = route {
+                store.release(a);
+            }
+            return r;
+        };
+        let same = |c: &Candidate| c.source == source && c.path_id == path_id;
+        let Some(paths) = t.get_mut(&prefix) else {
+            let Some((attrs, stale)) = route else {
+                return r;
+            };
+            let c = Candidate {
+                attrs,
+                path_id,
+                source,
+                stale,
+                add_path,
+            };
+            let new = BestRoute::of(&c);
+            if t.insert(&prefix, Paths::One(c)) {
+                r.after = true;
+                r.changed = true;
+                r.best = Some(BestChange {
+                    family,
+                    prefix,
+                    old: None,
+                    new: Some(new),
+                });
+            }
+            return r;
+        };
+        let old_best = paths.best().cloned();
+        // The single-path prefix whose path changes: the common case, done in place.
+        if let Paths::One(c) = paths {
+            if same(c) {
+                r.before = true;
+                match route {
                     Some((attrs, stale)) => {
-                        let old = std::mem::replace(&mut c.attrs, attrs);
+                        r.after = true;
+                        if Arc::ptr_eq(&c.attrs, &attrs) && c.stale == stale {
+                            store.release(attrs);
+                            return r;
+                        }
+                        let attrs_changed = !Arc::ptr_eq(&c.attrs, &attrs);
+                        let llgr_changed = llgr(c.stale) != llgr(stale);
+                        store.release(std::mem::replace(&mut c.attrs, attrs));
                         c.stale = stale;
-                        store.release(old);
+                        r.changed = true;
+                        if attrs_changed || llgr_changed {
+                            r.best = Some(BestChange {
+                                family,
+                                prefix,
+                                old: old_best.as_ref().map(BestRoute::of),
+                                new: Some(BestRoute::of(c)),
+                            });
+                        }
                     }
-                    None => only_one_gone = true,
+                    None => {
+                        if let Some(Paths::One(c)) = t.remove(&prefix) {
+                            store.release(c.attrs);
+                        }
+                        r.changed = true;
+                        r.best = Some(BestChange {
+                            family,
+                            prefix,
+                            old: old_best.as_ref().map(BestRoute::of),
+                            new: None,
+                        });
+                    }
                 }
-                if !only_one_gone {
-                    let new_best = t.get(&prefix).and_then(|e| e.best()).map(BestRoute::of);
-                    return (!BestRoute::same(&old_best, &new_best)).then_some(BestChange {
-                        family,
-                        prefix,
-                        old: old_best,
-                        new: new_best,
-                    });
-                }
+                return r;
             }
         }
-        if only_one_gone {
-            if let Some(LocEntry {
-                cands: Cands::One(c),
-                ..
-            }) = t.remove(&prefix)
-            {
-                store.release(c.attrs);
+        let mut v: Vec<Candidate> = match std::mem::replace(paths, Paths::Many(Box::default())) {
+            Paths::One(c) => vec![c],
+            Paths::Many(v) => *v,
+        };
+        match (v.iter().position(same), route) {
+            (Some(i), Some((attrs, stale))) => {
+                r.before = true;
+                r.after = true;
+                if let Some(c) = v.get_mut(i) {
+                    if Arc::ptr_eq(&c.attrs, &attrs) && c.stale == stale {
+                        store.release(attrs);
+                    } else {
+                        store.release(std::mem::replace(&mut c.attrs, attrs));
+                        c.stale = stale;
+                        r.changed = true;
+                    }
+                }
             }
-            return Some(BestChange {
+            (Some(i), None) => {
+                r.before = true;
+                r.changed = true;
+                store.release(v.swap_remove(i).attrs);
+            }
+            (None, Some((attrs, stale))) => {
+                r.after = true;
+                r.changed = true;
+                v.push(Candidate {
+                    attrs,
+                    path_id,
+                    source,
+                    stale,
+                    add_path,
+                });
+            }
+            (None, None) => {}
+        }
+        if r.changed {
+            order_best_first(&mut v, &sources);
+        }
+        if !store_back(t, &prefix, paths_of(v)) {
+            // (unreachable: the entry was there)
+        }
+        let new_best = t.get(&prefix).and_then(Paths::best);
+        if r.changed && !BestRoute::same(old_best.as_ref(), new_best) {
+            r.best = Some(BestChange {
                 family,
                 prefix,
-                old: old_best,
-                new: None,
+                old: old_best.as_ref().map(BestRoute::of),
+                new: new_best.map(BestRoute::of),
             });
         }
-        match (t.get_mut(&prefix), route) {
-            (None, None) => return None,
-            (None, Some((attrs, stale))) => {
-                t.insert(
-                    prefix,
-                    LocEntry {
-                        cands: Cands::One(Candidate {
-                            source,
-                            path_id,
-                            attrs,
-                            stale,
-                        }),
-                        best: 0,
-                    },
-                );
+        r
+    }
+
+    /// Applies `op` to every path of `source` in a family; reports the paths that changed
+    /// and the best routes that changed.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn for_source<'a>(
+        &mut self,
+        store: &mut AttrStore,
+        sources: impl Fn(SourceId) -> Option<&'a SourceInfo>,
+        family: AfiSafi,
+        source: SourceId,
+        mut op: impl FnMut(&mut Candidate) -> PathOp,
+        changes: &mut Vec<InChange>,
+        best: &mut Vec<BestChange>,
+    ) {
+        let Some(t) = self.table_mut(family) else {
+            return;
+        };
+        t.retain(|prefix, paths| {
+            let touched = paths.as_slice().iter().any(|c| c.source == source);
+            if !touched {
+                return true;
             }
-            (Some(e), route) => {
-                let mut v = match std::mem::replace(&mut e.cands, Cands::Many(Vec::new())) {
-                    Cands::One(c) => vec![c],
-                    Cands::Many(v) => v,
-                };
-                if let Some(i) = v.iter().position(same_cand) {
-                    let old = v.swap_remove(i);
-                    store.release(old.attrs);
-                }
-                if let Some((attrs, stale)) = route {
-                    v.push(Candidate {
-                        source,
-                        path_id,
-                        attrs,
-                        stale,
-                    });
-                }
-                // Keep a stable order so that the decision's last tie-break is stable too.
-                v.sort_by_key(|c| (c.source, c.path_id));
-                if v.is_empty() {
-                    t.remove(&prefix);
-                } else {
-                    let best = select_best(&v, &sources).unwrap_or(0) as u32;
-                    e.best = best;
-                    e.cands = if v.len() == 1 {
-                        match v.pop() {
-                            Some(c) => Cands::One(c),
-                            None => Cands::Many(v),
+            // A single path: changed in place, no allocation.
+            if let Paths::One(c) = paths {
+                let nlri = c.nlri(prefix);
+                let was_llgr = llgr(c.stale);
+                let old = BestRoute::of(c);
+                return match op(c) {
+                    PathOp::Keep => true,
+                    PathOp::Changed => {
+                        // Only the stale mark changes: the same best route, unless it became
+                        // (or stopped being) long-lived stale.
+                        if was_llgr != llgr(c.stale) {
+                            best.push(BestChange {
+                                family,
+                                prefix,
+                                old: Some(old),
+                                new: Some(BestRoute::of(c)),
+                            });
                         }
-                    } else {
-                        Cands::Many(v)
-                    };
-                }
+                        changes.push(InChange {
+                            family,
+                            nlri,
+                            route: Some(AdjEntry {
+                                attrs: c.attrs.clone(),
+                                stale: c.stale,
+                            }),
+                        });
+                        true
+                    }
+                    PathOp::Remove => {
+                        store.release(c.attrs.clone());
+                        changes.push(InChange {
+                            family,
+                            nlri,
+                            route: None,
+                        });
+                        best.push(BestChange {
+                            family,
+                            prefix,
+                            old: Some(old),
+                            new: None,
+                        });
+                        false
+                    }
+                };
             }
+            let old_best = paths.best().cloned();
+            let mut v: Vec<Candidate> = match std::mem::replace(paths, Paths::Many(Box::default()))
+            {
+                Paths::One(c) => vec![c],
+                Paths::Many(v) => *v,
+            };
+            let mut any = false;
+            v.retain_mut(|c| {
+                if c.source != source {
+                    return true;
+                }
+                let nlri = c.nlri(prefix);
+                match op(c) {
+                    PathOp::Keep => true,
+                    PathOp::Changed => {
+                        any = true;
+                        changes.push(InChange {
+                            family,
+                            nlri,
+                            route: Some(AdjEntry {
+                                attrs: c.attrs.clone(),
+                                stale: c.stale,
+                            }),
+                        });
+                        true
+                    }
+                    PathOp::Remove => {
+                        any = true;
+                        store.release(c.attrs.clone());
+                        changes.push(InChange {
+                            family,
+                            nlri,
+                            route: None,
+                        });
+                        false
+                    }
+                }
+            });
+            if any {
+                order_best_first(&mut v, &sources);
+            }
+            let new_best = v.first();
+            if any && !BestRoute::same(old_best.as_ref(), new_best) {
+                best.push(BestChange {
+                    family,
+                    prefix,
+                    old: old_best.as_ref().map(BestRoute::of),
+                    new: new_best.map(BestRoute::of),
+                });
+            }
+            match paths_of(v) {
+                Some(p) => {
+                    *paths = p;
+                    true
+                }
+                None => false,
+            }
+        });
+    }
+}
+
+fn llgr(s: Staleness) -> bool {
+    s == Staleness::LlgrStale
+}
+
+fn order_best_first<'a>(
+    v: &mut [Candidate],
+    sources: &impl Fn(SourceId) -> Option<&'a SourceInfo>,
+) {
+    if let Some(i) = select_best(v, sources) {
+        v.swap(0, i);
+    }
+}
+
+fn paths_of(mut v: Vec<Candidate>) -> Option<Paths> {
+    match v.len() {
+        0 => None,
+        1 => v.pop().map(Paths::One),
+        _ => Some(Paths::Many(Box::new(v))),
+    }
+}
+
+/// Puts the paths back for a prefix (removing the entry when there are none).
+fn store_back(t: &mut FamilyTable, prefix: &IpNet, p: Option<Paths>) -> bool {
+    match p {
+        Some(p) => match t.get_mut(prefix) {
+            Some(slot) => {
+                *slot = p;
+                true
+            }
+            None => t.insert(prefix, p),
+        },
+        None => t.remove(prefix).is_some(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_layout() {
+        assert_eq!(std::mem::size_of::<Candidate>(), 16);
+        assert_eq!(std::mem::size_of::<Paths>(), 16);
+        assert_eq!(std::mem::size_of::<(K4, Paths)>(), 24);
+        assert_eq!(std::mem::size_of::<(K6, Paths)>(), 40);
+    }
+
+    #[test]
+    fn keys_round_trip() {
+        for s in ["10.0.0.0/8", "0.0.0.0/0", "255.255.255.255/32"] {
+            let p: IpNet = s.parse().unwrap();
+            assert_eq!(K4::of(&p).unwrap().net(), p);
         }
-        let new_best = t.get(&prefix).and_then(|e| e.best()).map(BestRoute::of);
-        if BestRoute::same(&old_best, &new_best) {
-            return None;
+        for s in ["2001:db8::/32", "::/0", "ffff::1/128"] {
+            let p: IpNet = s.parse().unwrap();
+            assert_eq!(K6::of(&p).unwrap().net(), p);
         }
-        Some(BestChange {
-            family,
-            prefix,
-            old: old_best,
-            new: new_best,
-        })
     }
 }

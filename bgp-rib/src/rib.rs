@@ -3,17 +3,18 @@
 //! changed (STYLE 11).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
-use bgp_wire::{AfiSafi, AfiSafiSet, Asn, Context, Nlri, Update};
+use bgp_wire::{AfiSafi, AfiSafiSet, Asn, Community, Context, Nlri, Update};
 use bytes::BytesMut;
 use ipnet::IpNet;
 
-use crate::adj_in::{AdjRibIn, InChange, Staleness};
+use crate::adj_in::{AdjEntry, AdjRibIn, InChange, Staleness};
 use crate::adj_out::{AdjRibOut, Drained};
-use crate::best::{SourceId, SourceInfo};
+use crate::best::{Candidate, SourceId, SourceInfo};
 use crate::export::{From, export, otc_ingress};
 use crate::intern::{AttrStore, Attrs, RouteAttributes};
-use crate::loc::{BestChange, LocRib};
+use crate::loc::{BestChange, LocRib, PathOp};
 use crate::policy::{AcceptAll, ExportPolicy, ImportPolicy, PolicyAction, RouteSink};
 use crate::table::{FastMap, PerFamily};
 
@@ -71,6 +72,9 @@ pub struct PeerConfig {
     pub max_prefix: Option<usize>,
     /// Advertise routes back to the peer they came from.
     pub advertise_to_source: bool,
+    /// The session negotiated long-lived graceful restart (RFC 9494): long-lived stale
+    /// routes may be advertised to the peer, with LLGR_STALE attached.
+    pub llgr: bool,
 }
 
 impl PeerConfig {
@@ -89,6 +93,7 @@ impl PeerConfig {
             keep_adj_rib_in: true,
             max_prefix: None,
             advertise_to_source: false,
+            llgr: false,
         }
     }
 }
@@ -96,7 +101,8 @@ impl PeerConfig {
 struct PeerState {
     config: PeerConfig,
     info: SourceInfo,
-    adj_in: AdjRibIn,
+    /// Routes in the Adj-RIB-In, per family.
+    counts: PerFamily<usize>,
     adj_out: AdjRibOut,
     import: Box<dyn ImportPolicy>,
     export: Box<dyn ExportPolicy>,
@@ -133,10 +139,16 @@ pub struct Rib {
     config: RibConfig,
     store: AttrStore,
     loc: LocRib,
-    local: PerFamily<FastMap<IpNet, Attrs>>,
     local_info: SourceInfo,
     /// Indexed by `SourceId`; slot 0 (local) is always `None`.
     peers: Vec<Option<PeerState>>,
+    /// Local routes announced to some peers only.
+    local_scope: Scopes,
+    /// Export-rule results within one operation, by (peer, source, attribute set, family):
+    /// the prefixes of one UPDATE or of a table dump share their attributes, so the rules
+    /// run and the result is interned once per set, not per prefix. Cleared by every
+    /// operation (no attribute set is freed during one, so the pointers stay valid).
+    export_memo: Memo,
     sink: Box<dyn RouteSink>,
 }
 
@@ -162,11 +174,19 @@ impl Rib {
             config,
             store: AttrStore::new(),
             loc: LocRib::new(),
-            local: PerFamily::default(),
             local_info: SourceInfo::local(config.local_asn, config.router_id),
             peers: vec![None],
+            local_scope: PerFamily::default(),
+            export_memo: Memo::default(),
             sink,
         }
+    }
+
+    /// Starts a public operation: drops the export memo of the previous one, then frees
+    /// what it released.
+    fn begin(&mut self) {
+        self.export_memo.clear();
+        self.store.sweep();
     }
 
     /// Replaces the route sink.
@@ -179,22 +199,20 @@ impl Rib {
         &self.config
     }
 
-    /// Adds a peer with the default policies.
-    pub fn add_peer(&mut self, config: PeerConfig) -> SourceId {
+    /// Adds a peer with the default policies; `None` when 65,535 peers exist already.
+    pub fn add_peer(&mut self, config: PeerConfig) -> Option<SourceId> {
         self.add_peer_with(config, Box::new(AcceptAll), Box::new(AcceptAll))
     }
 
-    /// Adds a peer with its import and export policies.
+    /// Adds a peer with its import and export policies; `None` when 65,535 peers exist
+    /// already.
     pub fn add_peer_with(
         &mut self,
         config: PeerConfig,
         import: Box<dyn ImportPolicy>,
         export: Box<dyn ExportPolicy>,
-    ) -> SourceId {
-        let mut adj_in = AdjRibIn::new();
-        for f in AfiSafi::KNOWN {
-            adj_in.set_max_prefix(f, config.max_prefix);
-        }
+    ) -> Option<SourceId> {
+        let id = SourceId(u16::try_from(self.peers.len()).ok()?);
         let info = SourceInfo {
             local: false,
             ibgp: config.asn == self.config.local_asn,
@@ -202,28 +220,27 @@ impl Rib {
             router_id: config.router_id,
             address: config.address,
         };
-        let id = SourceId(self.peers.len() as u32);
         self.peers.push(Some(PeerState {
             config,
             info,
-            adj_in,
+            counts: PerFamily::default(),
             adj_out: AdjRibOut::new(),
             import,
             export,
             session: None,
         }));
-        id
+        Some(id)
     }
 
     /// Removes a peer and every route it sent.
     pub fn remove_peer(&mut self, peer: SourceId) -> RibChanges {
         let mut ch = self.peer_down(peer, false);
-        if let Some(slot) = self.peers.get_mut(peer.0 as usize) {
+        if let Some(slot) = self.peers.get_mut(usize::from(peer.0)) {
             if let Some(mut p) = slot.take() {
                 p.adj_out.clear(&mut self.store);
             }
         }
-        self.store.sweep();
+        self.begin();
         ch.adj_in.shrink_to_fit();
         ch
     }
@@ -231,83 +248,153 @@ impl Rib {
     /// The session with the peer is established for these families: its Adj-RIB-Out is
     /// filled with the current best routes and End-of-RIB follows them (RFC 4724 §2).
     pub fn peer_up(&mut self, peer: SourceId, ctx: Context, families: AfiSafiSet) {
-        self.store.sweep();
-        let Some(Some(p)) = self.peers.get_mut(peer.0 as usize) else {
+        self.begin();
+        let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) else {
             return;
         };
         p.session = Some((ctx, families));
         p.adj_out.expect_end_of_rib(families);
-        let routes: Vec<(AfiSafi, IpNet, crate::loc::BestRoute)> = families
-            .iter()
-            .flat_map(|f| self.loc.iter(f).map(move |(pfx, b)| (f, pfx, b)))
-            .collect();
-        for (family, prefix, best) in routes {
-            let change = BestChange {
-                family,
-                prefix,
-                old: None,
-                new: Some(best),
-            };
-            Self::export_to(
-                &self.config,
-                &mut self.store,
-                &self.local_info,
-                &mut self.peers,
-                peer,
-                &change,
-            );
+        // The Loc-RIB is read while the store, memo and peers are written: disjoint fields,
+        // so the table is walked in place rather than copied.
+        let Rib {
+            config,
+            store,
+            loc,
+            local_info,
+            peers,
+            local_scope,
+            export_memo,
+            ..
+        } = self;
+        for family in families.iter() {
+            for (prefix, best) in loc.iter(family) {
+                let change = BestChange {
+                    family,
+                    prefix,
+                    old: None,
+                    new: Some(best),
+                };
+                let env = Env {
+                    config,
+                    local_info,
+                    scope: scope_of(local_scope, &change),
+                };
+                Self::export_to(&env, store, export_memo, peers, peer, &change);
+            }
         }
     }
 
     /// The session with the peer went down. With `retain_stale` (graceful restart, RFC 4724
     /// §4.2) its routes stay, marked stale; otherwise they are withdrawn.
     pub fn peer_down(&mut self, peer: SourceId, retain_stale: bool) -> RibChanges {
-        self.store.sweep();
-        let mut ch = RibChanges::default();
-        let Some(Some(p)) = self.peers.get_mut(peer.0 as usize) else {
-            return ch;
-        };
-        p.session = None;
-        p.adj_out.clear(&mut self.store);
-        let changes = if retain_stale {
-            AfiSafi::KNOWN
-                .into_iter()
-                .flat_map(|f| p.adj_in.mark_stale(f))
-                .collect()
-        } else {
-            p.adj_in.clear(&mut self.store)
-        };
-        self.apply_changes(peer, changes, &mut ch);
-        ch
+        self.begin();
+        if let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) {
+            p.session = None;
+            p.adj_out.clear(&mut self.store);
+        }
+        self.bulk(peer, AfiSafi::KNOWN.to_vec(), |c| {
+            if !retain_stale {
+                PathOp::Remove
+            } else if c.stale == Staleness::Fresh {
+                c.stale = Staleness::Stale;
+                PathOp::Changed
+            } else {
+                PathOp::Keep
+            }
+        })
     }
 
-    /// Marks the peer's routes of a family stale (RFC 4724 §4.2).
+    /// Marks the peer's routes of a family stale (RFC 4724 §4.2). Routes already stale stay
+    /// as they are: a second restart does not reset their age.
     pub fn mark_stale(&mut self, peer: SourceId, family: AfiSafi) -> RibChanges {
-        self.with_adj_in(peer, |a, _| a.mark_stale(family))
+        self.begin();
+        self.bulk(peer, vec![family], |c| {
+            if c.stale == Staleness::Fresh {
+                c.stale = Staleness::Stale;
+                PathOp::Changed
+            } else {
+                PathOp::Keep
+            }
+        })
     }
 
-    /// Moves the peer's stale routes of a family to long-lived stale (RFC 9494).
+    /// Moves the peer's stale routes of a family to long-lived stale (RFC 9494 §4.2); those
+    /// that carry NO_LLGR are removed instead.
     pub fn mark_llgr_stale(&mut self, peer: SourceId, family: AfiSafi) -> RibChanges {
-        self.with_adj_in(peer, |a, s| a.mark_llgr_stale(s, family))
+        self.begin();
+        self.bulk(peer, vec![family], |c| {
+            if c.stale != Staleness::Stale {
+                return PathOp::Keep;
+            }
+            let no_llgr = c
+                .attrs
+                .attrs
+                .communities
+                .as_ref()
+                .is_some_and(|l| l.contains(Community::NO_LLGR));
+            if no_llgr {
+                PathOp::Remove
+            } else {
+                c.stale = Staleness::LlgrStale;
+                PathOp::Changed
+            }
+        })
     }
 
-    /// Removes the peer's routes of a family that are still stale.
+    /// Removes the peer's routes of a family that are still stale (End-of-RIB, RFC 4724
+    /// §4.2, or a timer).
     pub fn purge_stale(&mut self, peer: SourceId, family: AfiSafi) -> RibChanges {
-        self.with_adj_in(peer, |a, s| a.purge_stale(s, family))
+        self.begin();
+        self.bulk(peer, vec![family], |c| {
+            if c.stale == Staleness::Fresh {
+                PathOp::Keep
+            } else {
+                PathOp::Remove
+            }
+        })
     }
 
-    fn with_adj_in(
+    /// Applies `op` to every path of a peer in the families, then propagates.
+    fn bulk(
         &mut self,
         peer: SourceId,
-        f: impl FnOnce(&mut AdjRibIn, &mut AttrStore) -> Vec<InChange>,
+        families: Vec<AfiSafi>,
+        mut op: impl FnMut(&mut Candidate) -> PathOp,
     ) -> RibChanges {
-        self.store.sweep();
         let mut ch = RibChanges::default();
-        let Some(Some(p)) = self.peers.get_mut(peer.0 as usize) else {
+        if !matches!(self.peers.get(usize::from(peer.0)), Some(Some(_))) {
             return ch;
-        };
-        let changes = f(&mut p.adj_in, &mut self.store);
-        self.apply_changes(peer, changes, &mut ch);
+        }
+        if let Some(Some(p)) = self.peers.get(usize::from(peer.0)) {
+            let n: usize = families.iter().filter_map(|f| p.counts.get(*f)).sum();
+            ch.adj_in.reserve(n);
+        }
+        for family in families {
+            let peers = &self.peers;
+            let local_info = &self.local_info;
+            let lookup = |s: SourceId| lookup_source(peers, local_info, s);
+            self.loc.for_source(
+                &mut self.store,
+                lookup,
+                family,
+                peer,
+                &mut op,
+                &mut ch.adj_in,
+                &mut ch.best,
+            );
+        }
+        if let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) {
+            for c in &ch.adj_in {
+                if c.route.is_none() {
+                    if let Some(n) = p.counts.get_mut(c.family) {
+                        *n = n.saturating_sub(1);
+                    }
+                }
+            }
+        }
+        for b in &ch.best {
+            self.notify(b);
+        }
         ch
     }
 
@@ -315,34 +402,61 @@ impl Rib {
     /// ingress checks and the import policy. A treat-as-withdraw UPDATE (RFC 7606)
     /// withdraws every prefix it announces.
     pub fn apply_update(&mut self, peer: SourceId, update: &Update) -> RibChanges {
-        self.store.sweep();
+        self.begin();
         let mut ch = RibChanges {
             end_of_rib: update.end_of_rib(),
             ..RibChanges::default()
         };
-        let Some(Some(p)) = self.peers.get_mut(peer.0 as usize) else {
+        let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) else {
             return ch;
         };
         if !p.config.keep_adj_rib_in {
             return ch;
         }
-        let mut changes = Vec::new();
+        let n = update.prefix_count();
+        ch.adj_in.reserve(n);
+        ch.best.reserve(n);
         for (family, nlri) in update.withdrawn_all() {
-            changes.extend(p.adj_in.withdraw(&mut self.store, family, &nlri));
+            self.set_path(peer, family, nlri, None, &mut ch);
         }
-        let mut withdraw_all = update.is_treat_as_withdraw();
-        let mut attrs = update.attributes.clone();
+        let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) else {
+            return ch;
+        };
+        let ibgp = p.info.ibgp;
+        let a = &update.attributes;
+        // Ineligible routes (RFC 4271 §9.1.2): our AS in the path (a loop); a reflected
+        // route of our own or one that passed our cluster already (RFC 4456 §8).
+        let looped = a
+            .as_path
+            .as_ref()
+            .is_some_and(|path| path.contains(self.config.local_asn))
+            || ibgp && a.originator_id == Some(self.config.router_id)
+            || ibgp
+                && a.cluster_list.as_ref().is_some_and(|l| {
+                    l.contains(self.config.cluster_id.unwrap_or(self.config.router_id))
+                });
+        // RFC 4271 §6.3 and RFC 7606 §7.2: from an external peer the path must start with
+        // the peer's AS (not so from a route server, RFC 7947 §2.2.2.1) and carry no
+        // confederation segments (RFC 5065 §5.3); otherwise treat-as-withdraw.
+        let bad_ebgp_path = !ibgp
+            && a.as_path.as_ref().is_some_and(|path| {
+                let rs = p.config.local_role == Some(Role::RouteServerClient);
+                (!rs && path.first_asn() != Some(p.config.asn))
+                    || path.segments().any(|s| s.kind.is_confed())
+            });
+        let mut withdraw_all = update.is_treat_as_withdraw() || looped || bad_ebgp_path;
+        let mut otc = update.attributes.otc;
         if !withdraw_all {
-            match otc_ingress(p.config.local_role, p.config.asn, attrs.otc) {
+            match otc_ingress(p.config.local_role, p.config.asn, otc) {
                 Err(()) => withdraw_all = true,
-                Ok(Some(otc)) => attrs.otc = Some(otc),
+                Ok(Some(o)) => otc = Some(o),
                 Ok(None) => {}
             }
         }
         let mut shared: Option<(AfiSafi, Attrs)> = None;
         for (family, nlri) in update.announced() {
             if withdraw_all {
-                changes.extend(p.adj_in.withdraw(&mut self.store, family, &nlri));
+                self.set_path(peer, family, nlri, None, &mut ch);
                 continue;
             }
             let base = match &shared {
@@ -352,9 +466,16 @@ impl Rib {
                         Some(m) if m.family == family => Some(m.next_hop.clone()),
                         _ => None,
                     };
-                    let mut a = attrs.clone();
+                    let mut a = update.attributes.clone();
+                    a.otc = otc;
                     if mp_next_hop.is_some() {
                         a.next_hop = None;
+                    }
+                    if !ibgp {
+                        // RFC 7606 §7.5, §7.9, §7.10: discarded when from an external peer.
+                        a.local_pref = None;
+                        a.originator_id = None;
+                        a.cluster_list = None;
                     }
                     let interned = self.store.intern(RouteAttributes {
                         attrs: a,
@@ -365,6 +486,9 @@ impl Rib {
                     }
                     interned
                 }
+            };
+            let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) else {
+                break;
             };
             let chosen = match p.import.import(&p.config, family, &nlri, &base) {
                 PolicyAction::Accept => Some(base),
@@ -377,88 +501,175 @@ impl Rib {
                     Some(self.store.intern(m))
                 }
             };
-            changes.extend(match chosen {
-                Some(a) => p.adj_in.announce(&mut self.store, family, nlri, a),
-                None => p.adj_in.withdraw(&mut self.store, family, &nlri),
-            });
+            self.set_path(peer, family, nlri, chosen, &mut ch);
         }
         if let Some((_, a)) = shared {
             self.store.release(a);
         }
-        for f in AfiSafi::KNOWN {
-            if p.adj_in.exceeds_max_prefix(f) {
-                ch.max_prefix_exceeded.push(f);
+        if let Some(Some(p)) = self.peers.get(usize::from(peer.0)) {
+            for (f, n) in p.counts.iter() {
+                if p.config.max_prefix.is_some_and(|m| *n > m) {
+                    ch.max_prefix_exceeded.push(f);
+                }
             }
         }
-        self.apply_changes(peer, changes, &mut ch);
         ch
     }
 
-    /// Announces one of the embedder's own routes. Announcing what is already announced
-    /// changes nothing.
+    /// Sets one path of a peer (`None`: withdrawn), keeps the counts, records the change and
+    /// propagates a best-route change.
+    fn set_path(
+        &mut self,
+        peer: SourceId,
+        family: AfiSafi,
+        nlri: Nlri,
+        attrs: Option<Attrs>,
+        ch: &mut RibChanges,
+    ) {
+        let entry = attrs.as_ref().map(|a| AdjEntry {
+            attrs: a.clone(),
+            stale: Staleness::Fresh,
+        });
+        let peers = &self.peers;
+        let local_info = &self.local_info;
+        let lookup = |s: SourceId| lookup_source(peers, local_info, s);
+        let r = self.loc.set(
+            &mut self.store,
+            lookup,
+            family,
+            nlri.prefix,
+            peer,
+            nlri.path_id,
+            attrs.map(|a| (a, Staleness::Fresh)),
+        );
+        if !r.changed {
+            return;
+        }
+        if let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) {
+            if let Some(n) = p.counts.get_mut(family) {
+                match (r.before, r.after) {
+                    (false, true) => *n += 1,
+                    (true, false) => *n = n.saturating_sub(1),
+                    _ => {}
+                }
+            }
+        }
+        ch.adj_in.push(InChange {
+            family,
+            nlri,
+            route: entry,
+        });
+        if let Some(b) = r.best {
+            self.propagate(b, ch);
+        }
+    }
+
+    /// Announces one of the embedder's own routes to every peer. Announcing what is already
+    /// announced changes nothing (an empty change set, nothing queued for any peer).
     pub fn announce(
         &mut self,
         family: AfiSafi,
         prefix: IpNet,
         attrs: RouteAttributes,
     ) -> RibChanges {
-        self.store.sweep();
+        self.announce_scoped(family, prefix, attrs, None)
+    }
+
+    /// Announces one of the embedder's own routes to the named peers only.
+    pub fn announce_to(
+        &mut self,
+        family: AfiSafi,
+        prefix: IpNet,
+        attrs: RouteAttributes,
+        peers: &[SourceId],
+    ) -> RibChanges {
+        self.announce_scoped(family, prefix, attrs, Some(peers))
+    }
+
+    fn announce_scoped(
+        &mut self,
+        family: AfiSafi,
+        prefix: IpNet,
+        attrs: RouteAttributes,
+        peers: Option<&[SourceId]>,
+    ) -> RibChanges {
+        self.begin();
         let mut ch = RibChanges::default();
         let prefix = prefix.trunc();
-        let a = self.store.intern(attrs);
-        let Some(t) = self.local.get_mut(family) else {
-            self.store.release(a);
-            return ch;
+        let scope_changed = match self.local_scope.get_mut(family) {
+            Some(t) => {
+                let new: Option<Box<[SourceId]>> = peers.map(|p| {
+                    let mut v = p.to_vec();
+                    v.sort_unstable();
+                    v.dedup();
+                    v.into_boxed_slice()
+                });
+                let old = match &new {
+                    Some(n) => t.insert(prefix, n.clone()),
+                    None => t.remove(&prefix),
+                };
+                old != new
+            }
+            None => false,
         };
-        if let Some(old) = t.get(&prefix) {
-            if std::sync::Arc::ptr_eq(old, &a) {
-                self.store.release(a);
-                return ch;
+        let a = self.store.intern(attrs);
+        self.set_local(family, prefix, Some(a), &mut ch);
+        if scope_changed && ch.best.is_empty() {
+            // Same route, other peers: only the Adj-RIBs-Out change.
+            if let Some(best) = self.loc.best(family, &prefix) {
+                let change = BestChange {
+                    family,
+                    prefix,
+                    old: None,
+                    new: Some(best),
+                };
+                self.export_all(&change);
             }
         }
-        if let Some(old) = t.insert(prefix, a.clone()) {
-            self.store.release(old);
-        }
-        self.loc_update(
-            SourceId::LOCAL,
-            family,
-            prefix,
-            0,
-            Some((a, Staleness::Fresh)),
-            &mut ch,
-        );
         ch
     }
 
     /// Withdraws one of the embedder's own routes; a no-op if it was not announced.
     pub fn withdraw(&mut self, family: AfiSafi, prefix: IpNet) -> RibChanges {
-        self.store.sweep();
+        self.begin();
         let mut ch = RibChanges::default();
         let prefix = prefix.trunc();
-        let Some(old) = self.local.get_mut(family).and_then(|t| t.remove(&prefix)) else {
-            return ch;
-        };
-        self.store.release(old);
-        self.loc_update(SourceId::LOCAL, family, prefix, 0, None, &mut ch);
+        self.set_local(family, prefix, None, &mut ch);
+        if let Some(t) = self.local_scope.get_mut(family) {
+            t.remove(&prefix);
+        }
         ch
     }
 
     /// Appends the UPDATEs the peer is owed (see [`AdjRibOut::drain`]).
     pub fn drain(&mut self, peer: SourceId, out: &mut BytesMut) -> Drained {
-        self.store.sweep();
-        let Some(Some(p)) = self.peers.get_mut(peer.0 as usize) else {
+        self.drain_limited(peer, out, usize::MAX)
+    }
+
+    /// Appends UPDATEs for at most `max_prefixes` of what the peer is owed (see
+    /// [`AdjRibOut::drain_limited`]).
+    pub fn drain_limited(
+        &mut self,
+        peer: SourceId,
+        out: &mut BytesMut,
+        max_prefixes: usize,
+    ) -> Drained {
+        self.begin();
+        let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) else {
             return Drained::default();
         };
         let Some((ctx, _)) = &p.session else {
             return Drained::default();
         };
-        p.adj_out.drain(&mut self.store, ctx, out)
+        p.adj_out
+            .drain_limited(&mut self.store, ctx, out, max_prefixes)
     }
 
     /// Frees every attribute set no route uses any more, by a full scan of the store. Each
     /// operation already frees, incrementally, what the previous ones released; this is for
     /// audits and tests.
     pub fn sweep(&mut self) {
+        self.export_memo.clear();
         self.store.sweep_all();
     }
 
@@ -472,92 +683,124 @@ impl Rib {
         &self.loc
     }
 
+    /// The multipath (ECMP) set of a prefix: the candidates as good as the best one up to
+    /// the eBGP/iBGP step of the decision process (see [`crate::best::multipath`]).
+    pub fn multipath(&self, family: AfiSafi, prefix: &IpNet) -> Vec<crate::loc::BestRoute> {
+        let cands = self.loc.candidates(family, prefix);
+        let lookup = |s: SourceId| lookup_source(&self.peers, &self.local_info, s);
+        crate::best::multipath(cands, lookup)
+            .into_iter()
+            .filter_map(|i| cands.get(i))
+            .map(|c| crate::loc::BestRoute {
+                source: c.source,
+                path_id: c.path_id,
+                attrs: c.attrs.clone(),
+                stale: c.stale,
+            })
+            .collect()
+    }
+
     /// A peer's Adj-RIB-In.
-    pub fn adj_rib_in(&self, peer: SourceId) -> Option<&AdjRibIn> {
-        Some(&self.peers.get(peer.0 as usize)?.as_ref()?.adj_in)
+    pub fn adj_rib_in(&self, peer: SourceId) -> Option<AdjRibIn<'_>> {
+        let p = self.peers.get(usize::from(peer.0))?.as_ref()?;
+        Some(AdjRibIn {
+            loc: &self.loc,
+            source: peer,
+            counts: &p.counts,
+        })
     }
 
     /// A peer's Adj-RIB-Out.
     pub fn adj_rib_out(&self, peer: SourceId) -> Option<&AdjRibOut> {
-        Some(&self.peers.get(peer.0 as usize)?.as_ref()?.adj_out)
+        Some(&self.peers.get(usize::from(peer.0))?.as_ref()?.adj_out)
     }
 
     /// The embedder's own routes of a family.
-    pub fn local_routes(&self, family: AfiSafi) -> impl Iterator<Item = (&IpNet, &Attrs)> {
-        self.local.get(family).into_iter().flat_map(|t| t.iter())
+    pub fn local_routes(&self, family: AfiSafi) -> impl Iterator<Item = (IpNet, &Attrs)> {
+        self.loc
+            .paths_of(family, SourceId::LOCAL)
+            .map(|(p, c)| (p, &c.attrs))
     }
 
-    fn apply_changes(&mut self, peer: SourceId, changes: Vec<InChange>, ch: &mut RibChanges) {
-        for c in &changes {
-            let route = c.route.as_ref().map(|e| (e.attrs.clone(), e.stale));
-            let path_id = c.nlri.path_id.unwrap_or(0);
-            self.loc_update(peer, c.family, c.nlri.prefix, path_id, route, ch);
-        }
-        ch.adj_in = changes;
-    }
-
-    fn loc_update(
+    fn set_local(
         &mut self,
-        source: SourceId,
         family: AfiSafi,
         prefix: IpNet,
-        path_id: u32,
-        route: Option<(Attrs, Staleness)>,
+        attrs: Option<Attrs>,
         ch: &mut RibChanges,
     ) {
         let peers = &self.peers;
         let local_info = &self.local_info;
-        let lookup = |s: SourceId| -> Option<&SourceInfo> {
-            if s == SourceId::LOCAL {
-                Some(local_info)
-            } else {
-                peers.get(s.0 as usize)?.as_ref().map(|p| &p.info)
-            }
-        };
-        let Some(change) = self.loc.update(
+        let lookup = |s: SourceId| lookup_source(peers, local_info, s);
+        let r = self.loc.set(
             &mut self.store,
             lookup,
             family,
             prefix,
-            source,
-            path_id,
-            route,
-        ) else {
-            return;
+            SourceId::LOCAL,
+            None,
+            attrs.map(|a| (a, Staleness::Fresh)),
+        );
+        if let Some(b) = r.best {
+            self.propagate(b, ch);
+        }
+    }
+
+    /// Reports a best-route change to the sink and every peer's Adj-RIB-Out, and records it.
+    fn propagate(&mut self, change: BestChange, ch: &mut RibChanges) {
+        self.notify(&change);
+        ch.best.push(change);
+    }
+
+    /// Reports a best-route change to the sink and every peer's Adj-RIB-Out.
+    fn notify(&mut self, change: &BestChange) {
+        self.sink.best_changed(change);
+        self.export_all(change);
+    }
+
+    /// Runs the export of a best-route change for every peer.
+    fn export_all(&mut self, change: &BestChange) {
+        let env = Env {
+            config: &self.config,
+            local_info: &self.local_info,
+            scope: scope_of(&self.local_scope, change),
         };
-        self.sink.best_changed(&change);
         for id in 1..self.peers.len() {
+            let Ok(id) = u16::try_from(id) else { break };
             Self::export_to(
-                &self.config,
+                &env,
                 &mut self.store,
-                &self.local_info,
+                &mut self.export_memo,
                 &mut self.peers,
-                SourceId(id as u32),
-                &change,
+                SourceId(id),
+                change,
             );
         }
-        ch.best.push(change);
     }
 
     /// Runs the export rules and policy of one peer for a best-route change and records the
     /// result in its Adj-RIB-Out.
     fn export_to(
-        config: &RibConfig,
+        env: &Env<'_>,
         store: &mut AttrStore,
-        local_info: &SourceInfo,
+        memo: &mut Memo,
         peers: &mut [Option<PeerState>],
         to: SourceId,
         change: &BestChange,
     ) {
+        let config = env.config;
         let from = change.new.as_ref().and_then(|b| {
             if b.source == SourceId::LOCAL {
-                Some((*local_info, false, b))
+                if env.scope.is_some_and(|s| !s.contains(&to)) {
+                    return None;
+                }
+                Some((*env.local_info, false, b))
             } else {
-                let p = peers.get(b.source.0 as usize)?.as_ref()?;
+                let p = peers.get(usize::from(b.source.0))?.as_ref()?;
                 Some((p.info, p.config.rr_client, b))
             }
         });
-        let Some(Some(p)) = peers.get_mut(to.0 as usize) else {
+        let Some(Some(p)) = peers.get_mut(usize::from(to.0)) else {
             return;
         };
         let Some((_, families)) = &p.session else {
@@ -567,20 +810,84 @@ impl Rib {
             return;
         }
         let nlri = Nlri::new(change.prefix);
+        let family_ix = change.family.index().unwrap_or(0) as u8;
         let should = from.and_then(|(info, rr_client, best)| {
-            let from = From {
-                info: &info,
-                same_peer: best.source == to,
-                rr_client,
+            let llgr_stale = best.stale == Staleness::LlgrStale;
+            // RFC 9494 §4.5: long-lived stale routes only to peers that negotiated LLGR.
+            if llgr_stale && !p.config.llgr {
+                return None;
+            }
+            let key = (
+                to.0,
+                best.source.0,
+                Arc::as_ptr(&best.attrs) as usize,
+                family_ix | u8::from(llgr_stale) << 7,
+            );
+            let exported = match memo.get(&key) {
+                Some(v) => v.clone(),
+                None => {
+                    let from = From {
+                        info: &info,
+                        same_peer: best.source == to,
+                        rr_client,
+                    };
+                    let v =
+                        export(config, &p.config, from, change.family, &best.attrs).map(|mut a| {
+                            if llgr_stale {
+                                let c = a.attrs.communities.take().unwrap_or_default();
+                                a.attrs.communities = Some(c.with(Community::LLGR_STALE));
+                            }
+                            store.intern(a)
+                        });
+                    memo.insert(key, v.clone());
+                    v
+                }
             };
-            let attrs = export(config, &p.config, from, change.family, &best.attrs)?;
+            let attrs = exported?;
             match p.export.export(&p.config, change.family, &nlri, &attrs) {
                 PolicyAction::Accept => Some(attrs),
-                PolicyAction::Reject => None,
-                PolicyAction::Modify(m) => Some(m),
+                PolicyAction::Reject => {
+                    store.release(attrs);
+                    None
+                }
+                PolicyAction::Modify(m) => {
+                    store.release(attrs);
+                    Some(store.intern(m))
+                }
             }
         });
-        let should = should.map(|a| store.intern(a));
-        p.adj_out.set(store, change.family, nlri, should);
+        p.adj_out.set(store, change.family, change.prefix, should);
     }
+}
+
+fn lookup_source<'a>(
+    peers: &'a [Option<PeerState>],
+    local_info: &'a SourceInfo,
+    s: SourceId,
+) -> Option<&'a SourceInfo> {
+    if s == SourceId::LOCAL {
+        Some(local_info)
+    } else {
+        peers.get(usize::from(s.0))?.as_ref().map(|p| &p.info)
+    }
+}
+
+/// What the export of one change needs besides the peers.
+struct Env<'a> {
+    config: &'a RibConfig,
+    local_info: &'a SourceInfo,
+    /// The peers a local route is limited to, if it is.
+    scope: Option<&'a [SourceId]>,
+}
+
+type Scopes = PerFamily<FastMap<IpNet, Box<[SourceId]>>>;
+
+type Memo = FastMap<(u16, u16, usize, u8), Option<Attrs>>;
+
+fn scope_of<'a>(scopes: &'a Scopes, change: &BestChange) -> Option<&'a [SourceId]> {
+    let b = change.new.as_ref()?;
+    if b.source != SourceId::LOCAL {
+        return None;
+    }
+    scopes.get(change.family)?.get(&change.prefix).map(|s| &**s)
 }

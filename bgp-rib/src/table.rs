@@ -48,9 +48,9 @@ impl Hasher for FastHasher {
         let rest = chunks.remainder();
         if !rest.is_empty() {
             let mut a = [0u8; 8];
-            a.get_mut(..rest.len())
-                .unwrap_or_default()
-                .copy_from_slice(rest);
+            if let Some(d) = a.get_mut(..rest.len()) {
+                d.copy_from_slice(rest);
+            }
             self.add(u64::from_le_bytes(a));
         }
     }

@@ -89,7 +89,7 @@ fn drain_updates(rib: &mut Rib, id: SourceId) -> (Drained, Vec<Update>) {
 #[test]
 fn apply_update_returns_the_change_set() {
     let mut rib = Rib::new(cfg());
-    let a = rib.add_peer(peer(65001, 2));
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
     let ch = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8", "11.0.0.0/8"], &[]));
     assert_eq!(ch.adj_in.len(), 2);
     assert_eq!(ch.best.len(), 2);
@@ -128,8 +128,8 @@ fn apply_update_returns_the_change_set() {
 #[test]
 fn attributes_are_shared_between_routes_and_peers() {
     let mut rib = Rib::new(cfg());
-    let a = rib.add_peer(peer(65001, 2));
-    let b = rib.add_peer(peer(65001, 3));
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let b = rib.add_peer(peer(65001, 3)).unwrap();
     let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8", "11.0.0.0/8"], &[]));
     let _ = rib.apply_update(b, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
     let x = rib
@@ -149,7 +149,7 @@ fn attributes_are_shared_between_routes_and_peers() {
 #[test]
 fn treat_as_withdraw_removes_the_announced_prefixes() {
     let mut rib = Rib::new(cfg());
-    let a = rib.add_peer(peer(65001, 2));
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
     let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
     // The same prefix again, in an UPDATE with a malformed attribute.
     let mut body = BytesMut::new();
@@ -173,7 +173,7 @@ fn treat_as_withdraw_removes_the_announced_prefixes() {
 #[test]
 fn stale_mark_refresh_purge() {
     let mut rib = Rib::new(cfg());
-    let a = rib.add_peer(peer(65001, 2));
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
     let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8", "11.0.0.0/8"], &[]));
     let ch = rib.peer_down(a, true);
     assert_eq!(ch.adj_in.len(), 2);
@@ -181,6 +181,10 @@ fn stale_mark_refresh_purge() {
         ch.adj_in
             .iter()
             .all(|c| c.route.as_ref().unwrap().stale == Staleness::Stale)
+    );
+    assert!(
+        ch.adj_in.iter().all(|c| c.nlri.path_id.is_none()),
+        "as received: no path id"
     );
     // A second restart keeps them stale and reports nothing.
     assert!(rib.mark_stale(a, V4).is_empty());
@@ -199,7 +203,7 @@ fn stale_mark_refresh_purge() {
 #[test]
 fn llgr_stale_and_no_llgr() {
     let mut rib = Rib::new(cfg());
-    let a = rib.add_peer(peer(65001, 2));
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
     let mut no_llgr = attrs(&[65001]);
     no_llgr.communities = Some(Communities::new([Community::NO_LLGR]));
     let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
@@ -217,11 +221,110 @@ fn llgr_stale_and_no_llgr() {
 }
 
 #[test]
+fn ineligible_routes_and_ebgp_only_attributes() {
+    let mut rib = Rib::new(RibConfig {
+        cluster_id: Some(Ipv4Addr::new(9, 9, 9, 9)),
+        ..cfg()
+    });
+    let e = rib.add_peer(peer(65001, 2)).unwrap();
+    let i = rib.add_peer(peer(65000, 3)).unwrap();
+    // Our own AS in the path: a loop.
+    let ch = rib.apply_update(e, &upd(attrs(&[65001, 65000, 7]), &["10.0.0.0/8"], &[]));
+    assert!(ch.adj_in.is_empty());
+    // Reflected back to us: our router id as ORIGINATOR_ID, or our cluster in CLUSTER_LIST.
+    let own = PathAttributes {
+        originator_id: Some(Ipv4Addr::new(1, 1, 1, 1)),
+        ..attrs(&[65001])
+    };
+    assert!(
+        rib.apply_update(i, &upd(own, &["10.0.0.0/8"], &[]))
+            .adj_in
+            .is_empty()
+    );
+    let cl = PathAttributes {
+        cluster_list: Some(ClusterList::new([Ipv4Addr::new(9, 9, 9, 9)])),
+        ..attrs(&[65001])
+    };
+    assert!(
+        rib.apply_update(i, &upd(cl, &["10.0.0.0/8"], &[]))
+            .adj_in
+            .is_empty()
+    );
+    // From an external peer the path starts with its AS, without confederation segments.
+    let ch = rib.apply_update(e, &upd(attrs(&[64999, 65001]), &["12.0.0.0/8"], &[]));
+    assert!(ch.adj_in.is_empty());
+    let confed = PathAttributes {
+        as_path: Some(AsPath::from_segments([
+            bgp_wire::Segment {
+                kind: bgp_wire::SegmentType::AsSequence,
+                asns: vec![Asn(65001)],
+            },
+            bgp_wire::Segment {
+                kind: bgp_wire::SegmentType::AsConfedSequence,
+                asns: vec![Asn(64512)],
+            },
+        ])),
+        ..attrs(&[])
+    };
+    assert!(
+        rib.apply_update(e, &upd(confed, &["12.0.0.0/8"], &[]))
+            .adj_in
+            .is_empty()
+    );
+    // LOCAL_PREF, ORIGINATOR_ID, CLUSTER_LIST from an external peer are discarded.
+    let ext = PathAttributes {
+        local_pref: Some(500),
+        originator_id: Some(Ipv4Addr::new(5, 5, 5, 5)),
+        cluster_list: Some(ClusterList::new([Ipv4Addr::new(5, 5, 5, 5)])),
+        ..attrs(&[65001])
+    };
+    let _ = rib.apply_update(e, &upd(ext, &["11.0.0.0/8"], &[]));
+    let b = rib.loc_rib().best(V4, &p("11.0.0.0/8")).unwrap();
+    assert_eq!(b.attrs.attrs.local_pref, None);
+    assert_eq!(b.attrs.attrs.originator_id, None);
+    assert_eq!(b.attrs.attrs.cluster_list, None);
+}
+
+#[test]
+fn llgr_stale_routes_go_only_to_llgr_peers_with_the_community() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let plain = rib.add_peer(peer(65002, 3)).unwrap();
+    let mut c = peer(65003, 4);
+    c.llgr = true;
+    let with_llgr = rib.add_peer(c).unwrap();
+    for id in [plain, with_llgr] {
+        up(&mut rib, id);
+        let _ = drain_updates(&mut rib, id);
+    }
+    let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
+    for id in [plain, with_llgr] {
+        let _ = drain_updates(&mut rib, id);
+    }
+    let _ = rib.peer_down(a, true);
+    // Stale (RFC 4724): nothing changes for anyone.
+    assert_eq!(rib.adj_rib_out(plain).unwrap().pending(), 0);
+    let ch = rib.mark_llgr_stale(a, V4);
+    assert_eq!(ch.best.len(), 1);
+    let (d, _) = drain_updates(&mut rib, plain);
+    assert_eq!(d.withdrawn, 1, "withdrawn from the peer without LLGR");
+    let (_, us) = drain_updates(&mut rib, with_llgr);
+    let comms = us[0].attributes.communities.as_ref().unwrap();
+    assert!(comms.contains(Community::LLGR_STALE));
+    // Re-announced fresh: back to both, without the community.
+    let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
+    let (d, _) = drain_updates(&mut rib, plain);
+    assert_eq!(d.announced, 1);
+    let (_, us) = drain_updates(&mut rib, with_llgr);
+    assert!(us[0].attributes.communities.is_none());
+}
+
+#[test]
 fn max_prefix_is_reported() {
     let mut rib = Rib::new(cfg());
     let mut c = peer(65001, 2);
     c.max_prefix = Some(2);
-    let a = rib.add_peer(c);
+    let a = rib.add_peer(c).unwrap();
     let ch = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8", "11.0.0.0/8"], &[]));
     assert!(ch.max_prefix_exceeded.is_empty());
     let ch = rib.apply_update(a, &upd(attrs(&[65001]), &["12.0.0.0/8"], &[]));
@@ -233,7 +336,7 @@ fn no_adj_rib_in_keeps_nothing() {
     let mut rib = Rib::new(cfg());
     let mut c = peer(65001, 2);
     c.keep_adj_rib_in = false;
-    let a = rib.add_peer(c);
+    let a = rib.add_peer(c).unwrap();
     let ch = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
     assert!(ch.is_empty());
     assert!(rib.loc_rib().is_empty());
@@ -243,7 +346,7 @@ fn no_adj_rib_in_keeps_nothing() {
 #[test]
 fn mp_routes_keep_their_next_hop() {
     let mut rib = Rib::new(cfg());
-    let a = rib.add_peer(peer(65001, 2));
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
     let nh = NextHop::Ipv6("2001:db8::1".parse().unwrap());
     let u = Update {
         attributes: PathAttributes {
@@ -280,8 +383,8 @@ fn two_peers(
     b_attrs: PathAttributes,
 ) -> (Rib, SourceId, SourceId) {
     let mut rib = Rib::new(cfg());
-    let a = rib.add_peer(a_cfg);
-    let b = rib.add_peer(b_cfg);
+    let a = rib.add_peer(a_cfg).unwrap();
+    let b = rib.add_peer(b_cfg).unwrap();
     let _ = rib.apply_update(a, &upd(a_attrs, &["10.0.0.0/8"], &[]));
     let _ = rib.apply_update(b, &upd(b_attrs, &["10.0.0.0/8"], &[]));
     (rib, a, b)
@@ -403,6 +506,29 @@ fn best_path_tie_breakers() {
 }
 
 #[test]
+fn multipath_set() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let b = rib.add_peer(peer(65002, 3)).unwrap();
+    let c = rib.add_peer(peer(65003, 4)).unwrap();
+    let _ = rib.apply_update(a, &upd(attrs(&[65001, 9]), &["10.0.0.0/8"], &[]));
+    let _ = rib.apply_update(b, &upd(attrs(&[65002, 9]), &["10.0.0.0/8"], &[]));
+    let _ = rib.apply_update(c, &upd(attrs(&[65003, 9, 9]), &["10.0.0.0/8"], &[]));
+    let set: Vec<SourceId> = rib
+        .multipath(V4, &p("10.0.0.0/8"))
+        .iter()
+        .map(|r| r.source)
+        .collect();
+    assert_eq!(set.len(), 2);
+    assert!(set.contains(&a) && set.contains(&b));
+    assert_eq!(
+        best_source(&rib, "10.0.0.0/8"),
+        Some(a),
+        "lowest router id among them"
+    );
+}
+
+#[test]
 fn stale_routes_lose_to_fresh_and_llgr_to_both() {
     let (mut rib, a, b) = two_peers(
         peer(65001, 2),
@@ -441,7 +567,7 @@ fn only_real_best_changes_are_reported() {
     }
     rib.set_sink(Box::new(Count(log.clone())));
     // A worse path from a new peer: Loc-RIB best unchanged.
-    let c = rib.add_peer(peer(65003, 4));
+    let c = rib.add_peer(peer(65003, 4)).unwrap();
     let ch = rib.apply_update(c, &upd(attrs(&[65003, 1, 2, 3]), &["10.0.0.0/8"], &[]));
     assert_eq!((ch.adj_in.len(), ch.best.len()), (1, 0));
     // The best withdrawn: one change, to the next best.
@@ -454,7 +580,7 @@ fn only_real_best_changes_are_reported() {
 #[test]
 fn add_path_candidates_from_one_peer() {
     let mut rib = Rib::new(cfg());
-    let a = rib.add_peer(peer(65001, 2));
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
     let mk = |id: u32| Nlris::new(V4, true, [Nlri::with_path_id(p("10.0.0.0/8"), id)]).unwrap();
     let u1 = Update {
         attributes: attrs(&[65001, 1, 2]),
@@ -474,6 +600,14 @@ fn add_path_candidates_from_one_peer() {
         withdrawn: mk(2),
         ..Update::default()
     };
+    let ids: Vec<_> = rib
+        .adj_rib_in(a)
+        .unwrap()
+        .iter(V4)
+        .map(|(n, _)| n.path_id)
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&Some(1)) && ids.contains(&Some(2)));
     let ch = rib.apply_update(a, &w);
     assert_eq!(ch.best[0].new.as_ref().unwrap().path_id, 1);
 }
@@ -489,7 +623,7 @@ fn local_announcements_are_idempotent() {
     assert!(rib.announce(V4, p("192.0.2.0/24"), ra.clone()).is_empty());
     assert!(rib.withdraw(V4, p("198.51.100.0/24")).is_empty());
     // Local routes win over learned ones.
-    let a = rib.add_peer(peer(65001, 2));
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
     let ch = rib.apply_update(a, &upd(attrs(&[65001]), &["192.0.2.0/24"], &[]));
     assert!(ch.best.is_empty());
     assert_eq!(best_source(&rib, "192.0.2.0/24"), Some(SourceId::LOCAL));
@@ -497,13 +631,32 @@ fn local_announcements_are_idempotent() {
     assert_eq!(ch.best[0].new.as_ref().unwrap().source, a);
 }
 
+#[test]
+fn local_announcements_limited_to_named_peers() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let b = rib.add_peer(peer(65002, 3)).unwrap();
+    for id in [a, b] {
+        up(&mut rib, id);
+        let _ = drain_updates(&mut rib, id);
+    }
+    let ra = RouteAttributes::new(attrs(&[]));
+    let _ = rib.announce_to(V4, p("192.0.2.0/24"), ra.clone(), &[b]);
+    assert_eq!(rib.adj_rib_out(a).unwrap().pending(), 0);
+    assert_eq!(rib.adj_rib_out(b).unwrap().pending(), 1);
+    // The same route to everyone: only the Adj-RIBs-Out change.
+    let ch = rib.announce(V4, p("192.0.2.0/24"), ra);
+    assert!(ch.best.is_empty());
+    assert_eq!(rib.adj_rib_out(a).unwrap().pending(), 1);
+}
+
 // ---- Adj-RIB-Out ----
 
 #[test]
 fn ebgp_export_prepends_and_sets_next_hop_self() {
     let mut rib = Rib::new(cfg());
-    let a = rib.add_peer(peer(65001, 2));
-    let b = rib.add_peer(peer(65002, 3));
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let b = rib.add_peer(peer(65002, 3)).unwrap();
     up(&mut rib, b);
     let (d, us) = drain_updates(&mut rib, b);
     assert_eq!(
@@ -532,10 +685,85 @@ fn ebgp_export_prepends_and_sets_next_hop_self() {
 }
 
 #[test]
+fn ipv6_export_uses_mp_reach_with_next_hop_self() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let mut cb = peer(65002, 3);
+    cb.local_v6 = Some("2001:db8::fe".parse().unwrap());
+    let b = rib.add_peer(cb).unwrap();
+    up(&mut rib, b);
+    let _ = drain_updates(&mut rib, b);
+    let u = Update {
+        attributes: PathAttributes {
+            next_hop: None,
+            ..attrs(&[65001])
+        },
+        mp_reach: Some(bgp_wire::MpReach {
+            family: AfiSafi::IPV6_UNICAST,
+            next_hop: NextHop::Ipv6("2001:db8::1".parse().unwrap()),
+            nlri: Nlris::new(
+                AfiSafi::IPV6_UNICAST,
+                false,
+                [Nlri::new(p("2001:db8:1::/48"))],
+            )
+            .unwrap(),
+        }),
+        ..Update::default()
+    };
+    let _ = rib.apply_update(a, &u);
+    let (d, us) = drain_updates(&mut rib, b);
+    assert_eq!(d.announced, 1);
+    let m = us[0].mp_reach.as_ref().unwrap();
+    assert_eq!(m.next_hop, NextHop::Ipv6("2001:db8::fe".parse().unwrap()));
+    assert_eq!(us[0].attributes.next_hop, None);
+    assert_eq!(
+        us[0].attributes.as_path.as_ref().unwrap().to_string(),
+        "65000 65001"
+    );
+    // Withdrawn: an MP_UNREACH_NLRI.
+    let w = Update {
+        mp_unreach: Some(bgp_wire::MpUnreach {
+            family: AfiSafi::IPV6_UNICAST,
+            withdrawn: Nlris::new(
+                AfiSafi::IPV6_UNICAST,
+                false,
+                [Nlri::new(p("2001:db8:1::/48"))],
+            )
+            .unwrap(),
+        }),
+        ..Update::default()
+    };
+    let _ = rib.apply_update(a, &w);
+    let (d, us) = drain_updates(&mut rib, b);
+    assert_eq!(d.withdrawn, 1);
+    assert_eq!(us[0].withdrawn_all().count(), 1);
+}
+
+#[test]
+fn removing_a_peer_withdraws_its_routes() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let b = rib.add_peer(peer(65002, 3)).unwrap();
+    up(&mut rib, b);
+    let _ = drain_updates(&mut rib, b);
+    let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8", "11.0.0.0/8"], &[]));
+    let _ = drain_updates(&mut rib, b);
+    let ch = rib.remove_peer(a);
+    assert_eq!((ch.adj_in.len(), ch.best.len()), (2, 2));
+    assert!(ch.best.iter().all(|c| c.new.is_none()));
+    assert!(rib.adj_rib_in(a).is_none());
+    let (d, _) = drain_updates(&mut rib, b);
+    assert_eq!(d.withdrawn, 2);
+    drop(ch);
+    rib.sweep();
+    assert_eq!(rib.attribute_sets(), 0);
+}
+
+#[test]
 fn ibgp_split_horizon_and_route_reflection() {
     let mut rib = Rib::new(cfg());
-    let a = rib.add_peer(peer(65000, 2));
-    let b = rib.add_peer(peer(65000, 3));
+    let a = rib.add_peer(peer(65000, 2)).unwrap();
+    let b = rib.add_peer(peer(65000, 3)).unwrap();
     up(&mut rib, b);
     let _ = drain_updates(&mut rib, b);
     let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
@@ -551,8 +779,8 @@ fn ibgp_split_horizon_and_route_reflection() {
     });
     let mut ca = peer(65000, 2);
     ca.rr_client = true;
-    let a = rib.add_peer(ca);
-    let b = rib.add_peer(peer(65000, 3));
+    let a = rib.add_peer(ca).unwrap();
+    let b = rib.add_peer(peer(65000, 3)).unwrap();
     up(&mut rib, b);
     let _ = drain_updates(&mut rib, b);
     let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
@@ -584,8 +812,8 @@ fn well_known_communities_are_honoured() {
         (Community::new(1, 1), true, true),
     ] {
         let mut rib = Rib::new(cfg());
-        let e = rib.add_peer(peer(65002, 3));
-        let i = rib.add_peer(peer(65000, 4));
+        let e = rib.add_peer(peer(65002, 3)).unwrap();
+        let i = rib.add_peer(peer(65000, 4)).unwrap();
         up(&mut rib, e);
         up(&mut rib, i);
         let _ = drain_updates(&mut rib, e);
@@ -609,9 +837,9 @@ fn otc_roles() {
     from_customer.local_role = Some(Role::Provider);
     let mut to_peer = peer(65002, 3);
     to_peer.local_role = Some(Role::Peer);
-    let prov = rib.add_peer(from_provider);
-    let cust = rib.add_peer(from_customer);
-    let lateral = rib.add_peer(to_peer);
+    let prov = rib.add_peer(from_provider).unwrap();
+    let cust = rib.add_peer(from_customer).unwrap();
+    let lateral = rib.add_peer(to_peer).unwrap();
     up(&mut rib, lateral);
     up(&mut rib, cust);
     let _ = drain_updates(&mut rib, lateral);
@@ -646,8 +874,8 @@ fn otc_roles() {
 #[test]
 fn slow_peer_gets_each_prefix_once_in_its_latest_state() {
     let mut rib = Rib::new(cfg());
-    let a = rib.add_peer(peer(65001, 2));
-    let b = rib.add_peer(peer(65002, 3));
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let b = rib.add_peer(peer(65002, 3)).unwrap();
     up(&mut rib, b);
     let _ = drain_updates(&mut rib, b);
     for i in 0..5u32 {
@@ -685,7 +913,7 @@ fn slow_peer_gets_each_prefix_once_in_its_latest_state() {
 #[test]
 fn initial_table_is_packed_then_end_of_rib() {
     let mut rib = Rib::new(cfg());
-    let a = rib.add_peer(peer(65001, 2));
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
     let prefixes: Vec<String> = (0..3000u32)
         .map(|i| format!("10.{}.{}.0/24", i / 256, i % 256))
         .collect();
@@ -693,7 +921,7 @@ fn initial_table_is_packed_then_end_of_rib() {
     for chunk in refs.chunks(500) {
         let _ = rib.apply_update(a, &upd(attrs(&[65001]), chunk, &[]));
     }
-    let b = rib.add_peer(peer(65002, 3));
+    let b = rib.add_peer(peer(65002, 3)).unwrap();
     up(&mut rib, b);
     let (d, us) = drain_updates(&mut rib, b);
     assert_eq!(d.announced, 3000);
@@ -703,6 +931,23 @@ fn initial_table_is_packed_then_end_of_rib() {
     assert_eq!(us.len(), 5);
     assert_eq!(us[us.len() - 2].end_of_rib(), Some(V4));
     assert_eq!(us[us.len() - 1].end_of_rib(), Some(AfiSafi::IPV6_UNICAST));
+}
+
+#[test]
+fn drain_work_can_be_capped() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let prefixes: Vec<String> = (0..100u32).map(|i| format!("10.0.{i}.0/24")).collect();
+    let refs: Vec<&str> = prefixes.iter().map(|s| s.as_str()).collect();
+    let _ = rib.apply_update(a, &upd(attrs(&[65001]), &refs, &[]));
+    let b = rib.add_peer(peer(65002, 3)).unwrap();
+    rib.peer_up(b, Context::default(), AfiSafiSet::from_iter([V4]));
+    let mut out = BytesMut::new();
+    let d = rib.drain_limited(b, &mut out, 60);
+    assert_eq!((d.announced, d.end_of_rib.len()), (60, 0));
+    assert_eq!(rib.adj_rib_out(b).unwrap().pending(), 40);
+    let d = rib.drain_limited(b, &mut out, 60);
+    assert_eq!((d.announced, d.end_of_rib), (40, vec![V4]));
 }
 
 // ---- proptest: everything announced then withdrawn leaves nothing ----
@@ -736,8 +981,8 @@ proptest! {
         local in proptest::collection::vec((arb_prefix(), arb_route_attrs()), 0..5),
     ) {
         let mut rib = Rib::new(cfg());
-        let peers: Vec<SourceId> = (0..3u8).map(|i| rib.add_peer(peer(65001 + u32::from(i), i + 2))).collect();
-        let out = rib.add_peer(peer(65010, 20));
+        let peers: Vec<SourceId> = (0..3u8).map(|i| rib.add_peer(peer(65001 + u32::from(i), i + 2)).unwrap()).collect();
+        let out = rib.add_peer(peer(65010, 20)).unwrap();
         up(&mut rib, out);
         let mut announced: Vec<(SourceId, IpNet)> = Vec::new();
         for (who, a, ann, wd) in &ops {
@@ -745,7 +990,10 @@ proptest! {
             let (ann_s, wd_s) = (to_str(ann), to_str(wd));
             let ann_r: Vec<&str> = ann_s.iter().map(|s| s.as_str()).collect();
             let wd_r: Vec<&str> = wd_s.iter().map(|s| s.as_str()).collect();
-            let _ = rib.apply_update(peers[*who], &upd(a.clone(), &ann_r, &wd_r));
+            // The path starts with the sending peer's AS, as an external peer's must.
+            let mut a = a.clone();
+            a.as_path = a.as_path.map(|p| p.prepend(Asn(65001 + *who as u32), 1));
+            let _ = rib.apply_update(peers[*who], &upd(a, &ann_r, &wd_r));
             announced.extend(ann.iter().map(|p| (peers[*who], *p)));
             if *who == 0 {
                 let _ = rib.drain(out, &mut BytesMut::new());
@@ -761,6 +1009,79 @@ proptest! {
         }
         for (pfx, _) in &local {
             let _ = rib.withdraw(V4, *pfx);
+        }
+        let _ = rib.drain(out, &mut BytesMut::new());
+        rib.sweep();
+        prop_assert!(rib.loc_rib().is_empty());
+        for id in peers.iter().chain([&out]) {
+            prop_assert!(rib.adj_rib_in(*id).unwrap().is_empty());
+            prop_assert_eq!(rib.adj_rib_out(*id).unwrap().pending(), 0);
+            prop_assert_eq!(rib.adj_rib_out(*id).unwrap().told_count(V4), 0);
+        }
+        prop_assert_eq!(rib.attribute_sets(), 0);
+    }
+}
+
+proptest! {
+    /// Graceful restart in the mix: random UPDATEs, restarts (stale marks), long-lived stale
+    /// marks and purges, local announcements, drains; then everything withdrawn and purged
+    /// leaves every table empty and every attribute set freed.
+    #[test]
+    fn restarts_and_purges_leave_nothing(
+        ops in proptest::collection::vec(
+            prop_oneof![
+                (0usize..3, arb_route_attrs(), proptest::collection::vec(arb_prefix(), 0..6))
+                    .prop_map(|(w, a, v)| (0u8, w, a, v)),
+                (0usize..3).prop_map(|w| (1u8, w, PathAttributes::default(), vec![])),
+                (0usize..3).prop_map(|w| (2u8, w, PathAttributes::default(), vec![])),
+                (0usize..3).prop_map(|w| (3u8, w, PathAttributes::default(), vec![])),
+                (arb_route_attrs(), arb_prefix()).prop_map(|(a, p)| (4u8, 0, a, vec![p])),
+            ],
+            1..40,
+        ),
+    ) {
+        let mut rib = Rib::new(cfg());
+        let peers: Vec<SourceId> = (0..3u8)
+            .map(|i| rib.add_peer(peer(65001 + u32::from(i), i + 2)).unwrap())
+            .collect();
+        let mut c = peer(65010, 20);
+        c.llgr = true;
+        let out = rib.add_peer(c).unwrap();
+        up(&mut rib, out);
+        let mut announced: Vec<(SourceId, IpNet)> = Vec::new();
+        let mut local: Vec<IpNet> = Vec::new();
+        for (kind, who, a, pfx) in &ops {
+            let id = peers[*who];
+            match kind {
+                0 => {
+                    let s: Vec<String> = pfx.iter().map(|p| p.to_string()).collect();
+                    let r: Vec<&str> = s.iter().map(|x| x.as_str()).collect();
+                    let mut a = a.clone();
+                    a.as_path = a.as_path.map(|p| p.prepend(Asn(65001 + *who as u32), 1));
+                    let _ = rib.apply_update(id, &upd(a, &r, &[]));
+                    announced.extend(pfx.iter().map(|p| (id, *p)));
+                }
+                1 => drop(rib.peer_down(id, true)),
+                2 => drop(rib.mark_llgr_stale(id, V4)),
+                3 => drop(rib.purge_stale(id, V4)),
+                _ => {
+                    let _ = rib.announce(V4, pfx[0], RouteAttributes::new(a.clone()));
+                    local.push(pfx[0]);
+                }
+            }
+            if *who == 1 {
+                let _ = rib.drain(out, &mut BytesMut::new());
+            }
+        }
+        for (id, pfx) in announced {
+            let s = pfx.to_string();
+            let _ = rib.apply_update(id, &upd(PathAttributes::default(), &[], &[s.as_str()]));
+        }
+        for pfx in local {
+            let _ = rib.withdraw(V4, pfx);
+        }
+        for id in &peers {
+            let _ = rib.purge_stale(*id, V4);
         }
         let _ = rib.drain(out, &mut BytesMut::new());
         rib.sweep();

@@ -1,8 +1,9 @@
 //! AS_PATH (RFC 4271 §4.3, §5.1.2), AS4_PATH and the 2-octet/4-octet transition (RFC 6793),
 //! confederation segments (RFC 5065 §3).
 //!
-//! An [`AsPath`] is held canonically as 4-octet segments inline when short, else a `Bytes` slice: zero-copy on sessions
-//! that negotiated 4-octet AS numbers, converted once on 2-octet ones.
+//! An [`AsPath`] is held canonically as 4-octet segments: inline when short, otherwise a
+//! zero-copy `Bytes` slice on sessions that negotiated 4-octet AS numbers; converted once on
+//! 2-octet ones.
 
 use std::fmt;
 

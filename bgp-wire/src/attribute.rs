@@ -2,8 +2,9 @@
 //!
 //! [`PathAttributes`] holds one field per attribute this codec interprets plus the unknown
 //! ones as raw bytes. It carries no NLRI (MP_REACH_NLRI and MP_UNREACH_NLRI live in
-//! [`Update`](crate::Update)), so a RIB can intern it: it is `Eq + Hash` and cheap to clone
-//! (the variable-length values are `Bytes` slices of the received message).
+//! [`crate::update::Update`]), so a RIB can intern it: it is `Eq + Hash` and cheap to clone
+//! (short variable-length values are held inline, long ones as `Bytes` slices of the
+//! received message; [`PathAttributes::detached`] copies those out).
 
 use std::net::Ipv4Addr;
 
@@ -267,6 +268,8 @@ impl PathAttributes {
         let ot = OPTIONAL | TRANSITIVE;
         let on = OPTIONAL;
 
+        // Type code 0 is reserved, but an unknown attribute may carry it.
+        unknown.up_to(tc::ORIGIN, out)?;
         if let Some(o) = self.origin {
             put_header(out, wk, tc::ORIGIN, 1)?;
             out.put_u8(o.code());
@@ -531,11 +534,38 @@ pub(crate) fn decode_block(
     u: &mut Update,
 ) -> Result<BlockInfo, DecodeError> {
     let mut d = BlockInfo::default();
+    let mut dup_reported = Seen::default();
     let buf: &[u8] = body.get(from..to).unwrap_or(&[]);
     let mut as4_path: Option<AsPath> = None;
     let mut as4_aggregator: Option<Aggregator> = None;
     let n = buf.len();
     let mut pos = 0usize;
+    // Fast path for the usual opening, well-formed ORIGIN, AS_PATH, NEXT_HOP in that order
+    // (as every common implementation sends them): straight-line code, no dispatch. Anything
+    // else, malformed or not, is left to the general loop below.
+    if let Some(&[0x40, tc::ORIGIN, 1, v]) = buf.get(..4) {
+        if let Some(o) = Origin::from_code(v) {
+            u.attributes.origin = Some(o);
+            d.seen.insert(tc::ORIGIN);
+            pos = 4;
+            if let Some(&[0x40, tc::AS_PATH, l]) = buf.get(pos..pos + 3) {
+                let end = pos + 3 + usize::from(l);
+                if end <= n {
+                    let value = Buf::slice_of(body, from + pos + 3..from + end);
+                    if let Ok(p) = AsPath::decode(value, ctx.four_octet_as) {
+                        u.attributes.as_path = Some(p);
+                        d.seen.insert(tc::AS_PATH);
+                        pos = end;
+                        if let Some(&[0x40, tc::NEXT_HOP, 4, a, b, c, e]) = buf.get(pos..pos + 7) {
+                            u.attributes.next_hop = Some(Ipv4Addr::new(a, b, c, e));
+                            d.seen.insert(tc::NEXT_HOP);
+                            pos += 7;
+                        }
+                    }
+                }
+            }
+        }
+    }
     while pos < n {
         let start = pos;
         let hdr = buf.get(pos..pos + 3).unwrap_or(&[]);
@@ -599,14 +629,18 @@ pub(crate) fn decode_block(
                     base + start,
                 ));
             }
-            u.errors.push(
-                DecodeError::new(
-                    ErrorKind::MalformedAttributeList,
-                    field_name(code),
-                    base + start,
-                )
-                .with_action(Rfc7606Action::AttributeDiscard),
-            );
+            // One report per type code: a message full of repeats must not turn into a
+            // list of errors many times its size.
+            if dup_reported.insert(code) {
+                u.errors.push(
+                    DecodeError::new(
+                        ErrorKind::MalformedAttributeList,
+                        field_name(code),
+                        base + start,
+                    )
+                    .with_action(Rfc7606Action::AttributeDiscard),
+                );
+            }
             continue;
         }
         let Some((want, action)) = spec(code) else {

@@ -1,5 +1,6 @@
 //! Communities (RFC 1997), extended communities (RFC 4360), large communities (RFC 8092) and
-//! CLUSTER_LIST (RFC 4456): fixed-size values packed in an attribute, held zero-copy.
+//! CLUSTER_LIST (RFC 4456): fixed-size values packed in an attribute, held as the wire
+//! bytes (inline when short, otherwise a zero-copy slice of the message).
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -11,7 +12,7 @@ use crate::buf::Buf;
 
 use crate::types::Asn;
 
-/// Defines a zero-copy list of fixed-size values over `Bytes`.
+/// Defines a list of fixed-size values over wire bytes.
 macro_rules! packed_list {
     ($(#[$m:meta])* $name:ident, $iter:ident, $item:ty, $size:expr, $from:expr, $to:expr) => {
         $(#[$m])*

@@ -63,4 +63,4 @@ pub use open::{Open, OptionalParameter};
 pub use pack::{pack_announce, pack_withdraw};
 pub use route_refresh::{RouteRefresh, RouteRefreshSubtype};
 pub use types::{Afi, AfiSafi, AfiSafiSet, Asn, Safi};
-pub use update::{MpReach, MpUnreach, NextHop, Update};
+pub use update::{MpReach, MpUnreach, NextHop, Prefixes, Update};

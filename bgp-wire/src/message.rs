@@ -70,7 +70,11 @@ impl Message {
         // UPDATE first and through `map`: it is the hot path, and this keeps its large value
         // from being copied on the way out.
         if header.kind == MessageType::Update {
-            return Update::decode(body, HEADER_LEN, ctx).map(Message::Update);
+            let mut m = Message::Update(Update::default());
+            if let Message::Update(u) = &mut m {
+                u.decode_fields(body, HEADER_LEN, ctx, false)?;
+            }
+            return Ok(m);
         }
         Ok(match header.kind {
             MessageType::Open => Message::Open(Open::decode(body, HEADER_LEN)?),

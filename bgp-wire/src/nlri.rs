@@ -1,8 +1,9 @@
 //! Network Layer Reachability Information: IP prefixes, optionally with ADD-PATH path
 //! identifiers (RFC 4271 §4.3, RFC 4760 §5, RFC 7911 §3).
 //!
-//! A received NLRI block is validated once, in one pass, and then kept as the zero-copy wire
-//! bytes ([`Nlris`]); iterating yields [`Nlri`] values without allocating.
+//! A received NLRI block is validated once, in one pass, and then kept as the wire bytes
+//! ([`Nlris`]: inline when short, otherwise a zero-copy slice of the message); iterating
+//! yields [`Nlri`] values without allocating.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -91,6 +92,17 @@ impl Nlris {
         }
     }
 
+    /// An empty received block (no validation needed).
+    #[inline]
+    pub(crate) fn empty_received(family: AfiSafi, path_ids: bool) -> Self {
+        Nlris {
+            family,
+            path_ids: path_ids && family.is_known(),
+            count: 0,
+            raw: Buf::new(),
+        }
+    }
+
     /// Encodes prefixes into a block. With `path_ids` every prefix is written with its path
     /// identifier (0 when it has none); without, path identifiers are dropped. A prefix of the
     /// wrong address family, or a family this codec does not know, is an error.
@@ -124,6 +136,7 @@ impl Nlris {
     /// beyond the family's maximum or a prefix cut short is an Invalid Network Field error
     /// (RFC 7606 §5.3: session reset) at the offending prefix's offset. Blocks of unknown
     /// families are accepted as they are.
+    #[inline]
     pub(crate) fn decode(
         family: AfiSafi,
         path_ids: bool,
@@ -140,7 +153,12 @@ impl Nlris {
             });
         }
         let max_len: u8 = if family.afi == Afi::IPV6 { 128 } else { 32 };
-        let bad = |at: usize| DecodeError::new(ErrorKind::InvalidNetworkField, field, offset + at);
+        #[cold]
+        #[inline(never)]
+        fn invalid(field: &'static str, at: usize) -> DecodeError {
+            DecodeError::new(ErrorKind::InvalidNetworkField, field, at)
+        }
+        let bad = |at: usize| invalid(field, offset + at);
         let mut pos = 0usize;
         let mut count: u32 = 0;
         let n = raw.len();

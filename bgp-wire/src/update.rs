@@ -1,5 +1,37 @@
 //! UPDATE messages (RFC 4271 §4.3), multiprotocol reachability (RFC 4760), End-of-RIB
 //! (RFC 4724 §2) and revised error handling (RFC 7606).
+//!
+//! Packing prefixes into UPDATEs and reading them back:
+//!
+//! ```
+//! use bgp_wire::{
+//!     pack_announce, AfiSafi, AsPath, Asn, Context, Message, Nlri, Origin, PathAttributes,
+//!     header::split_message,
+//! };
+//! use bytes::BytesMut;
+//!
+//! let ctx = Context::default();
+//! let attrs = PathAttributes {
+//!     origin: Some(Origin::Igp),
+//!     as_path: Some(AsPath::from_sequence([Asn(65001)])),
+//!     next_hop: Some("192.0.2.1".parse()?),
+//!     ..PathAttributes::default()
+//! };
+//! let prefixes = ["10.0.0.0/8", "172.16.0.0/12"].map(|p| Nlri::new(p.parse().unwrap()));
+//! let mut out = BytesMut::new();
+//! let n = pack_announce(&ctx, &attrs, AfiSafi::IPV4_UNICAST, None, prefixes, &mut out)?;
+//! assert_eq!(n, 1);
+//!
+//! while let Some((_, msg)) = split_message(&mut out, ctx.max_message_len)? {
+//!     let Message::Update(u) = Message::decode(msg, &ctx)? else { unreachable!() };
+//!     // RFC 7606: a treat-as-withdraw UPDATE decodes, and says so.
+//!     assert!(!u.is_treat_as_withdraw());
+//!     assert_eq!(u.attributes, attrs);
+//!     let got: Vec<_> = u.announced().map(|(_, n)| n.prefix.to_string()).collect();
+//!     assert_eq!(got, ["10.0.0.0/8", "172.16.0.0/12"]);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -9,7 +41,7 @@ use crate::attribute::{self, NextHopMode, PathAttributes, type_code as tc};
 use crate::buf::Buf;
 use crate::context::Context;
 use crate::error::{DecodeError, EncodeError, ErrorKind, Rfc7606Action};
-use crate::nlri::{Nlri, Nlris};
+use crate::nlri::{Nlri, NlriIter, Nlris};
 use crate::types::{Afi, AfiSafi, Safi};
 
 /// The next hop of MP_REACH_NLRI (RFC 4760 §3): IPv4, IPv6 (RFC 2545 §3), IPv6 global plus
@@ -211,6 +243,27 @@ impl MpUnreach {
     }
 }
 
+/// The prefixes of an UPDATE with their families: the IPv4 unicast field, then the MP
+/// attribute (see [`Update::announced`], [`Update::withdrawn_all`]).
+#[derive(Clone, Debug)]
+pub struct Prefixes<'a> {
+    first: NlriIter<'a>,
+    second: Option<(AfiSafi, NlriIter<'a>)>,
+}
+
+impl Iterator for Prefixes<'_> {
+    type Item = (AfiSafi, Nlri);
+
+    #[inline]
+    fn next(&mut self) -> Option<(AfiSafi, Nlri)> {
+        if let Some(n) = self.first.next() {
+            return Some((AfiSafi::IPV4_UNICAST, n));
+        }
+        let (family, it) = self.second.as_mut()?;
+        it.next().map(|n| (*family, n))
+    }
+}
+
 /// An UPDATE message (RFC 4271 §4.3, RFC 4760).
 ///
 /// `withdrawn` and `nlri` are the IPv4 unicast fields of RFC 4271; other families travel in
@@ -262,6 +315,33 @@ impl Update {
     /// [`Update::errors`], the offending attribute left out, and all prefixes still there.
     #[inline]
     pub fn decode(body: Bytes, offset: usize, ctx: &Context) -> Result<Update, DecodeError> {
+        let mut u = Update::default();
+        u.decode_fields(body, offset, ctx, false)?;
+        Ok(u)
+    }
+
+    /// Like [`Update::decode`], but into an existing value, which is overwritten (its
+    /// allocations are reused). For hot loops such as collectors: it saves moving the
+    /// (large) `Update` around. On error `self` holds an unspecified, valid UPDATE.
+    pub fn decode_into(
+        &mut self,
+        body: Bytes,
+        offset: usize,
+        ctx: &Context,
+    ) -> Result<(), DecodeError> {
+        self.decode_fields(body, offset, ctx, true)
+    }
+
+    /// The decoder; with `reset`, the fields of a previously used value are cleared first
+    /// (a fresh `Update::default()` needs no reset).
+    #[inline]
+    pub(crate) fn decode_fields(
+        &mut self,
+        body: Bytes,
+        offset: usize,
+        ctx: &Context,
+        reset: bool,
+    ) -> Result<(), DecodeError> {
         let list_err =
             |at: usize| DecodeError::new(ErrorKind::MalformedAttributeList, "UPDATE lengths", at);
         let n = body.len();
@@ -281,13 +361,18 @@ impl Update {
 
         let v4 = AfiSafi::IPV4_UNICAST;
         let pid = ctx.receive_path_ids(v4);
-        let withdrawn = Nlris::decode(
-            v4,
-            pid,
-            Buf::slice_of(&body, 2..wd_end),
-            offset + 2,
-            "UPDATE withdrawn routes",
-        )?;
+        // Most UPDATEs withdraw nothing in this field.
+        let withdrawn = if wd_len == 0 {
+            Nlris::empty_received(v4, pid)
+        } else {
+            Nlris::decode(
+                v4,
+                pid,
+                Buf::slice_of(&body, 2..wd_end),
+                offset + 2,
+                "UPDATE withdrawn routes",
+            )?
+        };
         let nlri = Nlris::decode(
             v4,
             pid,
@@ -295,16 +380,22 @@ impl Update {
             offset + attr_to,
             "UPDATE NLRI",
         )?;
-        let mut u = Update {
-            withdrawn,
-            attributes: PathAttributes::default(),
-            nlri,
-            mp_reach: None,
-            mp_unreach: None,
-            errors: Vec::new(),
-        };
+        let u = self;
+        u.withdrawn = withdrawn;
+        u.nlri = nlri;
+        if reset {
+            let mut unknown = std::mem::take(&mut u.attributes.unknown);
+            unknown.clear();
+            u.attributes = PathAttributes {
+                unknown,
+                ..PathAttributes::default()
+            };
+            u.mp_reach = None;
+            u.mp_unreach = None;
+            u.errors.clear();
+        }
         let attr_off = offset + attr_from;
-        let info = attribute::decode_block(&body, attr_from, attr_to, attr_off, ctx, &mut u)?;
+        let info = attribute::decode_block(&body, attr_from, attr_to, attr_off, ctx, u)?;
 
         // RFC 7606 §3 (d): missing well-known mandatory attributes, when there is NLRI.
         // NEXT_HOP is needed only for the IPv4 NLRI field (RFC 4760 §3).
@@ -328,7 +419,7 @@ impl Update {
                 }
             }
         }
-        Ok(u)
+        Ok(())
     }
 
     /// Appends the body for this session. MP_REACH_NLRI and MP_UNREACH_NLRI come first
@@ -387,7 +478,8 @@ impl Update {
             && self.withdrawn.is_empty()
             && self.nlri.is_empty()
             && self.mp_reach.is_none()
-            && self.attributes.is_empty();
+            && self.attributes.is_empty()
+            && self.errors.is_empty();
         if !bare {
             return None;
         }
@@ -412,24 +504,23 @@ impl Update {
     }
 
     /// Every announced prefix with its family: the NLRI field, then MP_REACH_NLRI.
-    pub fn announced(&self) -> impl Iterator<Item = (AfiSafi, Nlri)> + '_ {
-        let v4 = self.nlri.iter().map(|n| (AfiSafi::IPV4_UNICAST, n));
-        let mp = self
-            .mp_reach
-            .iter()
-            .flat_map(|m| m.nlri.iter().map(move |n| (m.family, n)));
-        v4.chain(mp)
+    pub fn announced(&self) -> Prefixes<'_> {
+        Prefixes {
+            first: self.nlri.iter(),
+            second: self.mp_reach.as_ref().map(|m| (m.family, m.nlri.iter())),
+        }
     }
 
     /// Every withdrawn prefix with its family: the Withdrawn Routes field, then
     /// MP_UNREACH_NLRI.
-    pub fn withdrawn_all(&self) -> impl Iterator<Item = (AfiSafi, Nlri)> + '_ {
-        let v4 = self.withdrawn.iter().map(|n| (AfiSafi::IPV4_UNICAST, n));
-        let mp = self
-            .mp_unreach
-            .iter()
-            .flat_map(|m| m.withdrawn.iter().map(move |n| (m.family, n)));
-        v4.chain(mp)
+    pub fn withdrawn_all(&self) -> Prefixes<'_> {
+        Prefixes {
+            first: self.withdrawn.iter(),
+            second: self
+                .mp_unreach
+                .as_ref()
+                .map(|m| (m.family, m.withdrawn.iter())),
+        }
     }
 
     /// The number of prefixes announced plus withdrawn.
@@ -913,12 +1004,43 @@ mod tests {
     }
 
     #[test]
+    fn decode_into_reuses_without_leftovers() {
+        let ctx = Context::default();
+        // First: unknown attribute, an error, MP_UNREACH; then a plain UPDATE.
+        let first = body(
+            &[],
+            &[
+                &[0x80u8, 15, 3, 0, 2, 1][..],
+                &BASE,
+                &[0xc0, 99, 1, 7],
+                &[0x80, 4, 1, 0],
+            ]
+            .concat(),
+            &[8, 10],
+        );
+        let second = body(&[8, 11], &BASE, &[16, 10, 1]);
+        let mut u = Update::default();
+        u.decode_into(first.clone(), 19, &ctx).unwrap();
+        assert_eq!(u, Update::decode(first, 19, &ctx).unwrap());
+        assert!(u.mp_unreach.is_some() && !u.errors.is_empty() && !u.attributes.unknown.is_empty());
+        u.decode_into(second.clone(), 19, &ctx).unwrap();
+        assert_eq!(u, Update::decode(second, 19, &ctx).unwrap());
+    }
+
+    #[test]
     fn duplicates_keep_the_first() {
         let u = with_extra(&[0x40, 1, 1, 2]).unwrap();
         assert_eq!(u.attributes.origin, Some(Origin::Igp));
         assert_eq!(u.errors.len(), 1);
         assert_eq!(u.errors[0].action, Rfc7606Action::AttributeDiscard);
+        assert_eq!(u.errors[0].offset, 43);
         assert!(!u.is_treat_as_withdraw());
+        // A thousand repeats: still one report.
+        let many: Vec<u8> = std::iter::repeat_n([0x40u8, 1, 1, 2], 1000)
+            .flatten()
+            .collect();
+        let u = with_extra(&many).unwrap();
+        assert_eq!(u.errors.len(), 1);
     }
 
     fn session_reset(b: Bytes) -> DecodeError {
@@ -1399,7 +1521,7 @@ mod tests {
         let path = proptest::collection::vec(seg, 0..4).prop_map(AsPath::from_segments);
         let ip = any::<u32>().prop_map(Ipv4Addr::from);
         let unknown = proptest::collection::btree_map(
-            prop_oneof![11u8..14, 19u8..32, 36u8..=255],
+            prop_oneof![0u8..1, 11u8..14, 19u8..32, 33u8..35, 36u8..=255],
             (
                 prop_oneof![Just(0x80u8), Just(0xc0), Just(0xe0)],
                 proptest::collection::vec(any::<u8>(), 0..300),
@@ -1569,6 +1691,21 @@ mod tests {
             let ctx = Context::default();
             let mut out = BytesMut::new();
             a.encode(&ctx, &mut out).unwrap();
+            // Ascending type codes, Extended Length exactly when the value exceeds 255.
+            let mut codes = Vec::new();
+            let mut i = 0;
+            while i < out.len() {
+                let ext = out[i] & 0x10 != 0;
+                let len = if ext {
+                    usize::from(u16::from_be_bytes([out[i + 2], out[i + 3]]))
+                } else {
+                    usize::from(out[i + 2])
+                };
+                prop_assert_eq!(ext, len > 255);
+                codes.push(out[i + 1]);
+                i += if ext { 4 } else { 3 } + len;
+            }
+            prop_assert!(codes.windows(2).all(|w| w[0] < w[1]), "{:?}", codes);
             let mut u = Update::new();
             let b = out.freeze();
             attribute::decode_block(&b, 0, b.len(), 23, &ctx, &mut u).unwrap();
@@ -1582,6 +1719,37 @@ mod tests {
             if let Ok(u) = Update::decode(Bytes::from(raw), 19, &ctx) {
                 let _ = u.announced().count() + u.withdrawn_all().count();
                 let _ = Message::Update(u).to_bytes(&Context { max_message_len: 65535, ..ctx });
+            }
+        }
+
+        #[test]
+        fn mutated_updates_never_panic(
+            u in arb_update(true, false, false),
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+            legacy in any::<bool>(),
+        ) {
+            let ctx = Context { max_message_len: 65535, ..Context::default() };
+            let mut body = BytesMut::new();
+            u.encode_body(&ctx, &mut body).unwrap();
+            let mut raw = body.to_vec();
+            if raw.is_empty() {
+                return Ok(());
+            }
+            for (i, v) in flips {
+                let at = i.index(raw.len());
+                raw[at] = v;
+            }
+            let rx = if legacy { Context::legacy() } else { ctx };
+            match Update::decode(Bytes::from(raw), 19, &rx) {
+                Ok(d) => {
+                    let _ = d.announced().count() + d.withdrawn_all().count();
+                    let _ = d.is_treat_as_withdraw();
+                    let _ = Message::Update(d).to_bytes(&ctx);
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.action, Rfc7606Action::SessionReset);
+                    let _ = e.notification();
+                }
             }
         }
 
