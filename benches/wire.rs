@@ -8,7 +8,10 @@ use std::hint::black_box;
 
 use bgp_testkit::wire::{attributes, encode_table};
 use bgp_testkit::{Table, TableSpec};
-use bgp_wire::{AfiSafi, Context, Message, NextHop, Nlri, check_header, pack_announce};
+use bgp_wire::context::HEADER_LEN;
+use bgp_wire::{
+    AfiSafi, Context, Message, MessageType, NextHop, Nlri, Update, check_header, pack_announce,
+};
 use bytes::{Bytes, BytesMut};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -19,8 +22,10 @@ fn scale() -> usize {
         .unwrap_or(1)
 }
 
-/// Full decode of every message, visiting every prefix and every attribute value.
+/// Full decode of every message, visiting every prefix and every attribute value: the receive
+/// loop of a session, which decodes every UPDATE into one reused [`Update`].
 fn decode_all(stream: &Bytes, ctx: &Context) -> u64 {
+    let mut u = Update::new();
     let mut sum = 0u64;
     let mut pos = 0;
     while pos < stream.len() {
@@ -28,32 +33,58 @@ fn decode_all(stream: &Bytes, ctx: &Context) -> u64 {
             Ok(Some(h)) => h,
             _ => panic!("bad stream at {pos}"),
         };
-        let body = stream.slice(pos + 19..pos + h.len);
+        assert_eq!(h.kind, MessageType::Update, "not an update");
+        let body = stream.slice(pos + HEADER_LEN..pos + h.len);
+        pos += h.len;
+        u.decode_into(&body, HEADER_LEN, ctx).expect("decodes");
+        sum += visit(&u);
+    }
+    sum
+}
+
+/// The same through [`Message::decode_body`], a new `Message` per message.
+fn decode_all_messages(stream: &Bytes, ctx: &Context) -> u64 {
+    let mut sum = 0u64;
+    let mut pos = 0;
+    while pos < stream.len() {
+        let h = match check_header(&stream[pos..], ctx.max_message_len) {
+            Ok(Some(h)) => h,
+            _ => panic!("bad stream at {pos}"),
+        };
+        let body = stream.slice(pos + HEADER_LEN..pos + h.len);
         pos += h.len;
         let Ok(Message::Update(u)) = Message::decode_body(h, body, ctx) else {
             panic!("not an update");
         };
-        for (_, n) in u.announced().chain(u.withdrawn_all()) {
-            sum += u64::from(n.prefix.prefix_len());
-        }
-        let a = &u.attributes;
-        if let Some(p) = &a.as_path {
-            sum += p.asns().map(|x| u64::from(x.0)).sum::<u64>();
-        }
-        if let Some(c) = &a.communities {
-            sum += c.iter().map(|x| u64::from(x.0)).sum::<u64>();
-        }
-        if let Some(c) = &a.large_communities {
-            sum += c.iter().count() as u64;
-        }
-        sum += u64::from(a.med.unwrap_or(0)) + u64::from(a.origin.map_or(0, |o| o.code()));
-        sum += a.next_hop.map_or(0, |n| u64::from(n.to_bits()));
-        if let Some(r) = &u.mp_reach {
-            sum += match r.next_hop {
-                NextHop::Ipv6(a) => a.segments()[7].into(),
-                _ => 0,
-            };
-        }
+        sum += visit(&u);
+    }
+    sum
+}
+
+/// Visits every prefix and every attribute value of a decoded UPDATE.
+#[inline(always)]
+fn visit(u: &Update) -> u64 {
+    let mut sum = 0u64;
+    for (_, n) in u.announced().chain(u.withdrawn_all()) {
+        sum += u64::from(n.prefix.prefix_len());
+    }
+    let a = &u.attributes;
+    if let Some(p) = &a.as_path {
+        sum += p.asns().map(|x| u64::from(x.0)).sum::<u64>();
+    }
+    if let Some(c) = &a.communities {
+        sum += c.iter().map(|x| u64::from(x.0)).sum::<u64>();
+    }
+    if let Some(c) = &a.large_communities {
+        sum += c.iter().count() as u64;
+    }
+    sum += u64::from(a.med.unwrap_or(0)) + u64::from(a.origin.map_or(0, |o| o.code()));
+    sum += a.next_hop.map_or(0, |n| u64::from(n.to_bits()));
+    if let Some(r) = &u.mp_reach {
+        sum += match r.next_hop {
+            NextHop::Ipv6(a) => a.segments()[7].into(),
+            _ => 0,
+        };
     }
     sum
 }
@@ -155,12 +186,19 @@ fn benches(c: &mut Criterion) {
         prefixes as f64 / encoded.updates as f64
     );
     assert_eq!(framing_walk(&stream), encoded.prefixes);
+    assert_eq!(
+        decode_all(&stream, &ctx),
+        decode_all_messages(&stream, &ctx)
+    );
 
     let mut g = c.benchmark_group("wire");
     g.sample_size(20);
     g.throughput(Throughput::Elements(prefixes));
     g.bench_function("decode_full_table", |b| {
         b.iter(|| black_box(decode_all(&stream, &ctx)))
+    });
+    g.bench_function("decode_full_table_message", |b| {
+        b.iter(|| black_box(decode_all_messages(&stream, &ctx)))
     });
     g.bench_function("framing_walk_full_table", |b| {
         b.iter(|| black_box(framing_walk(black_box(&stream))))

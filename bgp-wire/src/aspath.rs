@@ -37,6 +37,7 @@ impl SegmentType {
     }
 
     /// The type for a wire code, if defined.
+    #[inline]
     pub fn from_code(code: u8) -> Option<Self> {
         Some(match code {
             1 => SegmentType::AsSet,
@@ -75,6 +76,7 @@ pub struct SegmentRef<'a> {
 
 impl<'a> SegmentRef<'a> {
     /// The AS numbers of the segment.
+    #[inline]
     pub fn asns(self) -> impl Iterator<Item = Asn> + 'a {
         self.raw
             .chunks_exact(4)
@@ -82,11 +84,13 @@ impl<'a> SegmentRef<'a> {
     }
 
     /// The number of AS numbers in the segment.
+    #[inline]
     pub fn len(&self) -> usize {
         self.raw.len() / 4
     }
 
     /// Whether the segment is empty (never true for a decoded path).
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.raw.is_empty()
     }
@@ -213,6 +217,7 @@ impl AsPath {
     }
 
     /// The canonical bytes (4-octet segments).
+    #[inline]
     pub fn raw(&self) -> &[u8] {
         &self.raw
     }
@@ -225,11 +230,13 @@ impl AsPath {
     }
 
     /// Whether the path has no segments.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.raw.is_empty()
     }
 
     /// The segments, in order.
+    #[inline]
     pub fn segments(&self) -> Segments<'_> {
         Segments {
             buf: self.raw.as_slice(),
@@ -237,12 +244,14 @@ impl AsPath {
     }
 
     /// Every AS number, in path order, whatever its segment.
+    #[inline]
     pub fn asns(&self) -> impl Iterator<Item = Asn> + '_ {
         self.segments().flat_map(|s| s.asns())
     }
 
     /// The path length for best-path selection (RFC 4271 §9.1.2.2 a; RFC 5065 §5.3): an
     /// AS_SET counts 1 whatever its size, confederation segments count 0.
+    #[inline]
     pub fn len_for_best_path(&self) -> usize {
         self.segments()
             .map(|s| match s.kind {
@@ -417,6 +426,7 @@ pub struct Segments<'a> {
 impl<'a> Iterator for Segments<'a> {
     type Item = SegmentRef<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<SegmentRef<'a>> {
         let (&[ty, count], rest) = self.buf.split_first_chunk::<2>()?;
         let (raw, rest) = rest.split_at_checked(usize::from(count) * 4)?;

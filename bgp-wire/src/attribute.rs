@@ -84,6 +84,7 @@ pub enum Origin {
 
 impl Origin {
     /// The wire value.
+    #[inline]
     pub fn code(self) -> u8 {
         match self {
             Origin::Igp => 0,
@@ -93,6 +94,7 @@ impl Origin {
     }
 
     /// The origin for a wire value, if defined.
+    #[inline]
     pub fn from_code(v: u8) -> Option<Self> {
         Some(match v {
             0 => Origin::Igp,
@@ -192,6 +194,17 @@ impl PathAttributes {
     /// No attributes.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Removes every attribute, keeping the capacity of `unknown`.
+    #[inline]
+    pub(crate) fn clear(&mut self) {
+        let mut unknown = std::mem::take(&mut self.unknown);
+        unknown.clear();
+        *self = PathAttributes {
+            unknown,
+            ..PathAttributes::default()
+        };
     }
 
     /// Whether no attribute is present.
@@ -781,14 +794,19 @@ pub(crate) fn decode_block(
                 }
             }
             tc::MP_REACH_NLRI => {
-                u.mp_reach = Some(MpReach::decode(value_bytes(), base + vstart, ctx, &|k| {
-                    at.err(k, code, Rfc7606Action::SessionReset)
-                })?);
+                u.mp_reach = Some(MpReach::decode(
+                    body,
+                    from + vstart..from + end,
+                    base + vstart,
+                    ctx,
+                    &|k| at.err(k, code, Rfc7606Action::SessionReset),
+                )?);
                 Ok(())
             }
             tc::MP_UNREACH_NLRI => {
                 u.mp_unreach = Some(MpUnreach::decode(
-                    value_bytes(),
+                    body,
+                    from + vstart..from + end,
                     base + vstart,
                     ctx,
                     &|k| at.err(k, code, Rfc7606Action::SessionReset),

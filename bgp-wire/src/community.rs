@@ -38,11 +38,13 @@ macro_rules! packed_list {
 
             /// Wraps an attribute value; `None` unless its length is a non-zero multiple of
             /// the value size (RFC 7606 §7).
+            #[inline]
             pub(crate) fn from_wire(raw: Buf) -> Option<Self> {
                 (!raw.is_empty() && raw.len() % $size == 0).then_some($name { raw })
             }
 
             /// The wire bytes.
+            #[inline]
             pub fn raw(&self) -> &[u8] {
                 &self.raw
             }
@@ -55,16 +57,19 @@ macro_rules! packed_list {
             }
 
             /// The number of values.
+            #[inline]
             pub fn len(&self) -> usize {
                 self.raw.len() / $size
             }
 
             /// Whether the list is empty.
+            #[inline]
             pub fn is_empty(&self) -> bool {
                 self.raw.is_empty()
             }
 
             /// The values, in wire order.
+            #[inline]
             pub fn iter(&self) -> $iter<'_> {
                 $iter {
                     inner: self.raw.as_slice().chunks_exact($size),
@@ -118,10 +123,12 @@ macro_rules! packed_list {
 
         impl Iterator for $iter<'_> {
             type Item = $item;
+            #[inline]
             fn next(&mut self) -> Option<$item> {
                 let from: fn(&[u8]) -> Option<$item> = $from;
                 from(self.inner.next()?)
             }
+            #[inline]
             fn size_hint(&self) -> (usize, Option<usize>) {
                 self.inner.size_hint()
             }
@@ -129,6 +136,7 @@ macro_rules! packed_list {
     };
 }
 
+#[inline]
 fn be32(c: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(c.get(..4)?.try_into().ok()?))
 }

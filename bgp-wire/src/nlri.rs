@@ -82,6 +82,7 @@ pub struct Nlris {
 
 impl Nlris {
     /// An empty block.
+    #[inline]
     pub fn empty(family: AfiSafi) -> Self {
         Nlris {
             family,
@@ -170,26 +171,31 @@ impl Nlris {
     }
 
     /// The address family.
+    #[inline]
     pub fn family(&self) -> AfiSafi {
         self.family
     }
 
     /// Whether the prefixes carry ADD-PATH path identifiers.
+    #[inline]
     pub fn has_path_ids(&self) -> bool {
         self.path_ids
     }
 
     /// The number of prefixes (0 for a family this codec does not interpret).
+    #[inline]
     pub fn count(&self) -> usize {
         self.count as usize
     }
 
     /// Whether the block carries nothing (no bytes at all).
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.raw.is_empty()
     }
 
     /// The wire bytes.
+    #[inline]
     pub fn raw(&self) -> &[u8] {
         &self.raw
     }
@@ -203,6 +209,7 @@ impl Nlris {
     }
 
     /// The prefixes, canonicalised (host bits cleared), without allocating.
+    #[inline]
     pub fn iter(&self) -> NlriIter<'_> {
         NlriIter {
             buf: if self.family.is_known() {
@@ -295,23 +302,37 @@ impl Iterator for NlriIter<'_> {
         } else {
             None
         };
-        let (&len, rest) = buf.split_first()?;
+        let (&len, tail) = buf.split_first()?;
         let nbytes = usize::from(len).div_ceil(8);
-        let (p, rest) = rest.split_at_checked(nbytes)?;
+        let (p, rest) = tail.split_at_checked(nbytes)?;
         self.buf = rest;
+        // The block was validated when decoded or built, so `len` is within the family's
+        // maximum and the constructors below cannot fail; the masks clear the host bits and
+        // whatever follows the prefix in a fixed-size read.
         let prefix = if self.v6 {
-            let mut a = [0u8; 16];
-            a.get_mut(..nbytes)?.copy_from_slice(p);
-            let bits = u128::from_be_bytes(a) & mask128(len);
+            let bits = u128::from_be_bytes(read_be::<16>(p, tail)) & mask128(len);
             IpNet::V6(Ipv6Net::new(Ipv6Addr::from(bits), len).ok()?)
         } else {
-            let mut a = [0u8; 4];
-            a.get_mut(..nbytes)?.copy_from_slice(p);
-            let bits = u32::from_be_bytes(a) & mask32(len);
+            let bits = u32::from_be_bytes(read_be::<4>(p, tail)) & mask32(len);
             IpNet::V4(Ipv4Net::new(Ipv4Addr::from(bits), len).ok()?)
         };
         Some(Nlri { path_id, prefix })
     }
+}
+
+/// The prefix octets `p` (which start `tail`) as the leading bytes of an `N`-octet array:
+/// one fixed-size load when `tail` is long enough (the caller masks off what follows the
+/// prefix), else a copy into a zeroed array.
+#[inline(always)]
+fn read_be<const N: usize>(p: &[u8], tail: &[u8]) -> [u8; N] {
+    if let Some(head) = tail.first_chunk::<N>() {
+        return *head;
+    }
+    let mut a = [0u8; N];
+    for (d, s) in a.iter_mut().zip(p) {
+        *d = *s;
+    }
+    a
 }
 
 #[inline]

@@ -2,6 +2,7 @@
 //! (RFC 4724 §2) and revised error handling (RFC 7606).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -91,16 +92,18 @@ pub struct MpReach {
 pub(crate) type AttrErr<'a> = &'a dyn Fn(ErrorKind) -> DecodeError;
 
 impl MpReach {
-    /// Decodes the attribute value whose first byte is at `offset` in the message. Any
-    /// malformation is a session reset (RFC 7606 §7.11).
+    /// Decodes the attribute value `body[range]`, whose first byte is at `offset` in the
+    /// message. Any malformation is a session reset (RFC 7606 §7.11).
     pub(crate) fn decode(
-        value: Bytes,
+        body: &Bytes,
+        range: Range<usize>,
         offset: usize,
         ctx: &Context,
         err: AttrErr<'_>,
     ) -> Result<MpReach, DecodeError> {
         let bad = || err(ErrorKind::OptionalAttribute(tc::MP_REACH_NLRI));
-        let &[a0, a1, safi, nh_len, ..] = &*value else {
+        let value = body.get(range.clone()).ok_or_else(bad)?;
+        let &[a0, a1, safi, nh_len, ..] = value else {
             return Err(bad());
         };
         let family = AfiSafi::new(Afi(u16::from_be_bytes([a0, a1])), Safi(safi));
@@ -113,12 +116,12 @@ impl MpReach {
         let next_hop = if family.is_known() {
             NextHop::parse(family, nh).ok_or_else(bad)?
         } else {
-            NextHop::Other(value.slice(4..nh_end))
+            NextHop::Other(body.slice(range.start + 4..range.start + nh_end))
         };
         let nlri = Nlris::decode(
             family,
             ctx.receive_path_ids(family),
-            Buf::slice_of(&value, nh_end + 1..value.len()),
+            Buf::slice_of(body, range.start + nh_end + 1..range.end),
             offset + nh_end + 1,
             "UPDATE MP_REACH_NLRI NLRI",
         )?;
@@ -168,22 +171,25 @@ pub struct MpUnreach {
 }
 
 impl MpUnreach {
-    /// Decodes the attribute value whose first byte is at `offset` in the message (RFC 7606
-    /// §7.12: malformation is a session reset).
+    /// Decodes the attribute value `body[range]`, whose first byte is at `offset` in the
+    /// message (RFC 7606 §7.12: malformation is a session reset).
     pub(crate) fn decode(
-        value: Bytes,
+        body: &Bytes,
+        range: Range<usize>,
         offset: usize,
         ctx: &Context,
         err: AttrErr<'_>,
     ) -> Result<MpUnreach, DecodeError> {
-        let &[a0, a1, safi, ..] = &*value else {
-            return Err(err(ErrorKind::OptionalAttribute(tc::MP_UNREACH_NLRI)));
+        let bad = || err(ErrorKind::OptionalAttribute(tc::MP_UNREACH_NLRI));
+        let value = body.get(range.clone()).ok_or_else(bad)?;
+        let &[a0, a1, safi, ..] = value else {
+            return Err(bad());
         };
         let family = AfiSafi::new(Afi(u16::from_be_bytes([a0, a1])), Safi(safi));
         let withdrawn = Nlris::decode(
             family,
             ctx.receive_path_ids(family),
-            Buf::slice_of(&value, 3..value.len()),
+            Buf::slice_of(body, range.start + 3..range.end),
             offset + 3,
             "UPDATE MP_UNREACH_NLRI NLRI",
         )?;
@@ -262,6 +268,24 @@ impl Update {
     /// [`Update::errors`], the offending attribute left out, and all prefixes still there.
     #[inline]
     pub fn decode(body: Bytes, offset: usize, ctx: &Context) -> Result<Update, DecodeError> {
+        let mut u = Update::new();
+        u.decode_into(&body, offset, ctx)?;
+        Ok(u)
+    }
+
+    /// Decodes the body of an UPDATE into `self`, replacing what it held: the same result as
+    /// [`Update::decode`], without moving a new `Update` to the caller and reusing the
+    /// capacity of `self`'s vectors. A receive loop keeps one `Update` and decodes every
+    /// message into it. Only values too large to be held inline keep a reference to `body`.
+    ///
+    /// On `Err` (a session reset) `self` holds an unspecified, valid UPDATE.
+    pub fn decode_into(
+        &mut self,
+        body: &Bytes,
+        offset: usize,
+        ctx: &Context,
+    ) -> Result<(), DecodeError> {
+        self.clear();
         let list_err =
             |at: usize| DecodeError::new(ErrorKind::MalformedAttributeList, "UPDATE lengths", at);
         let n = body.len();
@@ -281,42 +305,34 @@ impl Update {
 
         let v4 = AfiSafi::IPV4_UNICAST;
         let pid = ctx.receive_path_ids(v4);
-        let withdrawn = Nlris::decode(
+        self.withdrawn = Nlris::decode(
             v4,
             pid,
-            Buf::slice_of(&body, 2..wd_end),
+            Buf::slice_of(body, 2..wd_end),
             offset + 2,
             "UPDATE withdrawn routes",
         )?;
-        let nlri = Nlris::decode(
+        self.nlri = Nlris::decode(
             v4,
             pid,
-            Buf::slice_of(&body, attr_to..n),
+            Buf::slice_of(body, attr_to..n),
             offset + attr_to,
             "UPDATE NLRI",
         )?;
-        let mut u = Update {
-            withdrawn,
-            attributes: PathAttributes::default(),
-            nlri,
-            mp_reach: None,
-            mp_unreach: None,
-            errors: Vec::new(),
-        };
         let attr_off = offset + attr_from;
-        let info = attribute::decode_block(&body, attr_from, attr_to, attr_off, ctx, &mut u)?;
+        let info = attribute::decode_block(body, attr_from, attr_to, attr_off, ctx, self)?;
 
         // RFC 7606 §3 (d): missing well-known mandatory attributes, when there is NLRI.
         // NEXT_HOP is needed only for the IPv4 NLRI field (RFC 4760 §3).
-        let reach = !u.nlri.is_empty() || u.mp_reach.is_some();
+        let reach = !self.nlri.is_empty() || self.mp_reach.is_some();
         if reach && !info.stopped {
             let mut required = [tc::ORIGIN, tc::AS_PATH, 0];
-            if !u.nlri.is_empty() {
+            if !self.nlri.is_empty() {
                 required[2] = tc::NEXT_HOP;
             }
             for code in required.into_iter().filter(|&c| c != 0) {
                 if !info.seen.contains(code) {
-                    u.errors.push(
+                    self.errors.push(
                         DecodeError::new(
                             ErrorKind::MissingWellKnownAttribute(code),
                             "UPDATE path attributes",
@@ -328,7 +344,19 @@ impl Update {
                 }
             }
         }
-        Ok(u)
+        Ok(())
+    }
+
+    /// Empties the UPDATE, keeping the capacity of its vectors.
+    #[inline]
+    fn clear(&mut self) {
+        let v4 = AfiSafi::IPV4_UNICAST;
+        self.withdrawn = Nlris::empty(v4);
+        self.nlri = Nlris::empty(v4);
+        self.attributes.clear();
+        self.mp_reach = None;
+        self.mp_unreach = None;
+        self.errors.clear();
     }
 
     /// Appends the body for this session. MP_REACH_NLRI and MP_UNREACH_NLRI come first
@@ -372,6 +400,7 @@ impl Update {
 
     /// Whether an RFC 7606 treat-as-withdraw error was found: every prefix this UPDATE
     /// announces ([`Update::announced`]) must then be handled as withdrawn.
+    #[inline]
     pub fn is_treat_as_withdraw(&self) -> bool {
         self.errors
             .iter()
@@ -412,6 +441,7 @@ impl Update {
     }
 
     /// Every announced prefix with its family: the NLRI field, then MP_REACH_NLRI.
+    #[inline]
     pub fn announced(&self) -> impl Iterator<Item = (AfiSafi, Nlri)> + '_ {
         let v4 = self.nlri.iter().map(|n| (AfiSafi::IPV4_UNICAST, n));
         let mp = self
@@ -423,6 +453,7 @@ impl Update {
 
     /// Every withdrawn prefix with its family: the Withdrawn Routes field, then
     /// MP_UNREACH_NLRI.
+    #[inline]
     pub fn withdrawn_all(&self) -> impl Iterator<Item = (AfiSafi, Nlri)> + '_ {
         let v4 = self.withdrawn.iter().map(|n| (AfiSafi::IPV4_UNICAST, n));
         let mp = self
@@ -433,6 +464,7 @@ impl Update {
     }
 
     /// The number of prefixes announced plus withdrawn.
+    #[inline]
     pub fn prefix_count(&self) -> usize {
         self.withdrawn.count()
             + self.nlri.count()
