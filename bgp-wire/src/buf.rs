@@ -57,29 +57,32 @@ impl Buf {
     /// request yields no bytes (callers check ranges first).
     #[inline]
     pub(crate) fn slice_of(body: &Bytes, range: Range<usize>) -> Self {
-        let Some(s) = body.get(range.clone()) else {
-            return Buf::new();
-        };
-        if s.len() <= INLINE {
+        let len = range.end.wrapping_sub(range.start);
+        if len <= INLINE {
             // A fixed-size copy of a window around the value when the buffer allows it: a
             // few vector moves instead of a variable-length memcpy.
-            let (from, start) = if range.start + INLINE <= body.len() {
-                (range.start, 0)
-            } else if range.end >= INLINE {
-                (range.end - INLINE, INLINE - s.len())
-            } else {
-                return Self::inline(s).unwrap_or_default();
-            };
-            if let Some(window) = body.get(from..from + INLINE) {
-                let mut data = [0u8; INLINE];
-                data.copy_from_slice(window);
+            if let Some(window) = body.get(range.start..).and_then(|t| t.first_chunk()) {
                 return Buf::Inline {
-                    start: start as u8,
-                    len: s.len() as u8,
-                    data,
+                    start: 0,
+                    len: len as u8,
+                    data: *window,
                 };
             }
-            return Self::inline(s).unwrap_or_default();
+            let before = range
+                .end
+                .checked_sub(INLINE)
+                .and_then(|f| body.get(f..range.end));
+            if let Some(window) = before.and_then(|t| t.first_chunk()) {
+                return Buf::Inline {
+                    start: (INLINE - len) as u8,
+                    len: len as u8,
+                    data: *window,
+                };
+            }
+            return body.get(range).and_then(Self::inline).unwrap_or_default();
+        }
+        if body.get(range.clone()).is_none() {
+            return Buf::new();
         }
         Buf::Shared(body.slice(range))
     }

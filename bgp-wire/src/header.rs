@@ -71,11 +71,13 @@ pub struct Header {
 /// (19..=`max_len`), type, and the type's own length rules are all checked here, before the
 /// caller waits for or allocates the body (STYLE 8). ROUTE-REFRESH messages of a wrong length
 /// are let through so that the RFC 7313 §5 error can be reported by the body decoder.
+#[inline]
 pub fn check_header(buf: &[u8], max_len: usize) -> Result<Option<Header>, DecodeError> {
-    let Some(h) = buf.get(..HEADER_LEN) else {
+    let Some(h) = buf.first_chunk::<HEADER_LEN>() else {
         return Ok(None);
     };
-    if h[..16].iter().any(|&b| b != 0xff) {
+    let marker = h.first_chunk::<16>().copied().unwrap_or_default();
+    if u128::from_ne_bytes(marker) != u128::MAX {
         return Err(DecodeError::header(
             ErrorKind::ConnectionNotSynchronized,
             "header marker",

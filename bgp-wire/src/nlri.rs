@@ -8,7 +8,9 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use bytes::{BufMut, BytesMut};
+use std::ops::Range;
+
+use bytes::{BufMut, Bytes, BytesMut};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::buf::Buf;
@@ -125,6 +127,7 @@ impl Nlris {
     /// beyond the family's maximum or a prefix cut short is an Invalid Network Field error
     /// (RFC 7606 §5.3: session reset) at the offending prefix's offset. Blocks of unknown
     /// families are accepted as they are.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn decode(
         family: AfiSafi,
         path_ids: bool,
@@ -140,33 +143,42 @@ impl Nlris {
                 raw,
             });
         }
-        let max_len: u8 = if family.afi == Afi::IPV6 { 128 } else { 32 };
-        let bad = |at: usize| DecodeError::new(ErrorKind::InvalidNetworkField, field, offset + at);
-        let mut pos = 0usize;
-        let mut count: u32 = 0;
-        let n = raw.len();
-        while pos < n {
-            let start = pos;
-            if path_ids {
-                pos += 4;
-            }
-            let Some(&len) = raw.get(pos) else {
-                return Err(bad(start));
-            };
-            if len > max_len {
-                return Err(bad(start));
-            }
-            pos += 1 + usize::from(len).div_ceil(8);
-            if pos > n {
-                return Err(bad(start));
-            }
-            count = count.saturating_add(1);
-        }
+        let count = validate(&raw, family.afi == Afi::IPV6, path_ids)
+            .map_err(|at| DecodeError::new(ErrorKind::InvalidNetworkField, field, offset + at))?;
         Ok(Nlris {
             family,
             path_ids,
             count,
             raw,
+        })
+    }
+
+    /// [`Nlris::decode`] of `body[range]`: validated in place, then copied inline or sliced.
+    #[inline]
+    pub(crate) fn decode_slice(
+        family: AfiSafi,
+        path_ids: bool,
+        body: &Bytes,
+        range: Range<usize>,
+        offset: usize,
+        field: &'static str,
+    ) -> Result<Self, DecodeError> {
+        if !family.is_known() {
+            return Ok(Nlris {
+                family,
+                path_ids: false,
+                count: 0,
+                raw: Buf::slice_of(body, range),
+            });
+        }
+        let raw = body.get(range.clone()).unwrap_or(&[]);
+        let count = validate(raw, family.afi == Afi::IPV6, path_ids)
+            .map_err(|at| invalid_network_field(field, offset + at))?;
+        Ok(Nlris {
+            family,
+            path_ids,
+            count,
+            raw: Buf::slice_of(body, range),
         })
     }
 
@@ -279,6 +291,53 @@ impl<'a> IntoIterator for &'a Nlris {
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
     }
+}
+
+impl NlriIter<'_> {
+    /// An iterator that yields nothing.
+    pub(crate) const EMPTY: NlriIter<'static> = NlriIter {
+        buf: &[],
+        v6: false,
+        path_ids: false,
+    };
+
+    /// Whether nothing is left.
+    #[inline]
+    pub(crate) fn is_done(&self) -> bool {
+        self.buf.is_empty()
+    }
+}
+
+/// Checks every prefix of a block of a known family; the count, or the offset of the first bad
+/// prefix.
+#[inline]
+fn validate(raw: &[u8], v6: bool, path_ids: bool) -> Result<u32, usize> {
+    let max_len: u8 = if v6 { 128 } else { 32 };
+    let skip = if path_ids { 4 } else { 0 };
+    let mut pos = 0usize;
+    let mut count: u32 = 0;
+    let n = raw.len();
+    while pos < n {
+        let start = pos;
+        let Some(&len) = raw.get(pos + skip) else {
+            return Err(start);
+        };
+        if len > max_len {
+            return Err(start);
+        }
+        pos += skip + 1 + usize::from(len).div_ceil(8);
+        if pos > n {
+            return Err(start);
+        }
+        count = count.saturating_add(1);
+    }
+    Ok(count)
+}
+
+#[cold]
+#[inline(never)]
+fn invalid_network_field(field: &'static str, at: usize) -> DecodeError {
+    DecodeError::new(ErrorKind::InvalidNetworkField, field, at)
 }
 
 /// Iterator over the prefixes of a validated [`Nlris`] block.

@@ -90,7 +90,9 @@ impl AfiSafi {
     /// Whether this codec decodes this family's NLRI as IP prefixes.
     #[inline]
     pub fn is_known(self) -> bool {
-        self.index().is_some()
+        // The known families are exactly {IPv4, IPv6} x {unicast, multicast}.
+        matches!(self.afi, Afi::IPV4 | Afi::IPV6)
+            && matches!(self.safi, Safi::UNICAST | Safi::MULTICAST)
     }
 
     /// A dense index 0..4 for the known families, for bitsets and per-family arrays.
