@@ -6,7 +6,9 @@
 
 use std::fmt;
 
-use bytes::{BufMut, BytesMut};
+use std::ops::Range;
+
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::buf::Buf;
 
@@ -152,25 +154,29 @@ impl AsPath {
 
     /// Parses an attribute value with 4-octet (`four_octet`) or 2-octet AS numbers. Checks
     /// RFC 7606 §7.2: a defined segment type, a non-zero count, no overrun or underrun.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn decode(value: Buf, four_octet: bool) -> Result<Self, MalformedPath> {
-        let width = if four_octet { 4 } else { 2 };
-        let mut pos = 0usize;
+        validate(&value, four_octet)?;
+        Ok(Self::from_validated(value, four_octet))
+    }
+
+    /// [`AsPath::decode`] of `body[range]`, validated before anything is copied.
+    #[inline]
+    pub(crate) fn decode_slice(
+        body: &Bytes,
+        range: Range<usize>,
+        four_octet: bool,
+    ) -> Result<Self, MalformedPath> {
+        validate(body.get(range.clone()).unwrap_or(&[]), four_octet)?;
+        Ok(Self::from_validated(Buf::slice_of(body, range), four_octet))
+    }
+
+    /// The canonical form of a validated value.
+    #[inline]
+    fn from_validated(value: Buf, four_octet: bool) -> Self {
         let n = value.len();
-        while pos < n {
-            let (Some(&ty), Some(&count)) = (value.get(pos), value.get(pos + 1)) else {
-                return Err(MalformedPath { at: pos });
-            };
-            if SegmentType::from_code(ty).is_none() || count == 0 {
-                return Err(MalformedPath { at: pos });
-            }
-            let end = pos + 2 + usize::from(count) * width;
-            if end > n {
-                return Err(MalformedPath { at: pos });
-            }
-            pos = end;
-        }
         if four_octet {
-            return Ok(AsPath { raw: value });
+            return AsPath { raw: value };
         }
         // Widen every ASN to 4 octets: the canonical form.
         let mut out = BytesMut::with_capacity(n * 2);
@@ -186,9 +192,9 @@ impl AsPath {
             }
             pos += 2 + usize::from(count) * 2;
         }
-        Ok(AsPath {
+        AsPath {
             raw: Buf::from_bytes_mut(out),
-        })
+        }
     }
 
     /// Writes the attribute value for a 4-octet or a 2-octet session (every ASN that does not
@@ -246,7 +252,10 @@ impl AsPath {
     /// Every AS number, in path order, whatever its segment.
     #[inline]
     pub fn asns(&self) -> impl Iterator<Item = Asn> + '_ {
-        self.segments().flat_map(|s| s.asns())
+        Asns {
+            seg: &[],
+            rest: self.raw.as_slice(),
+        }
     }
 
     /// The path length for best-path selection (RFC 4271 §9.1.2.2 a; RFC 5065 §5.3): an
@@ -414,6 +423,57 @@ impl fmt::Display for AsPath {
             f.write_str(close)?;
         }
         Ok(())
+    }
+}
+
+/// RFC 7606 §7.2 checks of an AS_PATH or AS4_PATH value: every segment of a defined type,
+/// with a non-zero count, neither overrunning nor underrunning the value.
+#[inline]
+fn validate(value: &[u8], four_octet: bool) -> Result<(), MalformedPath> {
+    let width = if four_octet { 4 } else { 2 };
+    let mut pos = 0usize;
+    let n = value.len();
+    while pos < n {
+        let (Some(&ty), Some(&count)) = (value.get(pos), value.get(pos + 1)) else {
+            return Err(MalformedPath { at: pos });
+        };
+        if !(1..=4).contains(&ty) || count == 0 {
+            return Err(MalformedPath { at: pos });
+        }
+        let end = pos + 2 + usize::from(count) * width;
+        if end > n {
+            return Err(MalformedPath { at: pos });
+        }
+        pos = end;
+    }
+    Ok(())
+}
+
+/// Every AS number of a path, in order: the segments walked in place.
+#[derive(Clone, Debug)]
+struct Asns<'a> {
+    /// The AS numbers left in the current segment.
+    seg: &'a [u8],
+    /// The segments after it.
+    rest: &'a [u8],
+}
+
+impl Iterator for Asns<'_> {
+    type Item = Asn;
+
+    #[inline]
+    fn next(&mut self) -> Option<Asn> {
+        loop {
+            if let Some((a, seg)) = self.seg.split_first_chunk::<4>() {
+                self.seg = seg;
+                return Some(Asn(u32::from_be_bytes(*a)));
+            }
+            let (&[ty, count], rest) = self.rest.split_first_chunk::<2>()?;
+            SegmentType::from_code(ty)?;
+            let (seg, rest) = rest.split_at_checked(usize::from(count) * 4)?;
+            self.seg = seg;
+            self.rest = rest;
+        }
     }
 }
 

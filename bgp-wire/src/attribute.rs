@@ -687,7 +687,7 @@ pub(crate) fn decode_block(
                 },
                 _ => Err(ErrorKind::AttributeLength(code)),
             },
-            tc::AS_PATH => match AsPath::decode(value_buf(), four) {
+            tc::AS_PATH => match AsPath::decode_slice(body, from + vstart..from + end, four) {
                 Ok(p) => {
                     a.as_path = Some(p);
                     Ok(())
@@ -754,7 +754,7 @@ pub(crate) fn decode_block(
                     // RFC 6793 §4.1: a NEW speaker discards AS4_PATH from a NEW speaker.
                     Ok(())
                 } else {
-                    match AsPath::decode(value_buf(), true) {
+                    match AsPath::decode_slice(body, from + vstart..from + end, true) {
                         Ok(p) if !p.segments().any(|s| s.kind.is_confed()) => {
                             as4_path = Some(p);
                             Ok(())

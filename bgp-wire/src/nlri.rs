@@ -154,7 +154,7 @@ impl Nlris {
     }
 
     /// [`Nlris::decode`] of `body[range]`: validated in place, then copied inline or sliced.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn decode_slice(
         family: AfiSafi,
         path_ids: bool,
