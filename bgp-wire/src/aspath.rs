@@ -161,25 +161,34 @@ impl AsPath {
     }
 
     /// [`AsPath::decode`] of `body[range]`, validated before anything is copied.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn decode_slice(
         body: &Bytes,
         range: Range<usize>,
         four_octet: bool,
     ) -> Result<Self, MalformedPath> {
-        validate(body.get(range.clone()).unwrap_or(&[]), four_octet)?;
-        Ok(Self::from_validated(Buf::slice_of(body, range), four_octet))
+        let value = body.get(range.clone()).unwrap_or(&[]);
+        validate(value, four_octet)?;
+        if four_octet {
+            return Ok(AsPath {
+                raw: Buf::slice_of(body, range),
+            });
+        }
+        Ok(Self::widen(value))
     }
 
     /// The canonical form of a validated value.
-    #[inline]
     fn from_validated(value: Buf, four_octet: bool) -> Self {
-        let n = value.len();
         if four_octet {
             return AsPath { raw: value };
         }
-        // Widen every ASN to 4 octets: the canonical form.
-        let mut out = BytesMut::with_capacity(n * 2);
+        Self::widen(&value)
+    }
+
+    /// A validated 2-octet path with every ASN widened to 4 octets: the canonical form.
+    #[inline(never)]
+    fn widen(value: &[u8]) -> Self {
+        let mut out = BytesMut::with_capacity(value.len() * 2);
         let mut pos = 0usize;
         while let (Some(&ty), Some(&count)) = (value.get(pos), value.get(pos + 1)) {
             out.put_u8(ty);
