@@ -10,7 +10,6 @@ use std::net::Ipv4Addr;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::aspath::AsPath;
-use crate::buf::Buf;
 use crate::community::{ClusterList, Communities, ExtCommunities, LargeCommunities};
 use crate::context::Context;
 use crate::error::{DecodeError, EncodeError, ErrorKind, Rfc7606Action};
@@ -199,12 +198,37 @@ impl PathAttributes {
     /// Removes every attribute, keeping the capacity of `unknown`.
     #[inline]
     pub(crate) fn clear(&mut self) {
-        let mut unknown = std::mem::take(&mut self.unknown);
-        unknown.clear();
-        *self = PathAttributes {
+        // Field by field: resetting an `Option` writes its discriminant only.
+        let PathAttributes {
+            origin,
+            as_path,
+            next_hop,
+            med,
+            local_pref,
+            atomic_aggregate,
+            aggregator,
+            communities,
+            originator_id,
+            cluster_list,
+            ext_communities,
+            large_communities,
+            otc,
             unknown,
-            ..PathAttributes::default()
-        };
+        } = self;
+        *origin = None;
+        *as_path = None;
+        *next_hop = None;
+        *med = None;
+        *local_pref = None;
+        *atomic_aggregate = false;
+        *aggregator = None;
+        *communities = None;
+        *originator_id = None;
+        *cluster_list = None;
+        *ext_communities = None;
+        *large_communities = None;
+        *otc = None;
+        unknown.clear();
     }
 
     /// Whether no attribute is present.
@@ -674,7 +698,6 @@ pub(crate) fn decode_block(
             continue;
         }
         let a = &mut u.attributes;
-        let value_buf = || Buf::slice_of(body, from + vstart..from + end);
         // `Err(kind)`: the attribute is malformed; the RFC 7606 action is in `entry`.
         let result: Result<(), ErrorKind> = match code {
             tc::ORIGIN => match value {
@@ -733,21 +756,25 @@ pub(crate) fn decode_block(
                 }
                 _ => Err(ErrorKind::AttributeLength(code)),
             },
-            tc::COMMUNITIES => Communities::from_wire(value_buf())
+            tc::COMMUNITIES => Communities::from_wire_slice(body, from + vstart..from + end)
                 .map(|c| a.communities = Some(c))
                 .ok_or(ErrorKind::AttributeLength(code)),
             tc::ORIGINATOR_ID => {
                 u32_value(value, code).map(|v| a.originator_id = Some(Ipv4Addr::from(v)))
             }
-            tc::CLUSTER_LIST => ClusterList::from_wire(value_buf())
+            tc::CLUSTER_LIST => ClusterList::from_wire_slice(body, from + vstart..from + end)
                 .map(|c| a.cluster_list = Some(c))
                 .ok_or(ErrorKind::AttributeLength(code)),
-            tc::EXTENDED_COMMUNITIES => ExtCommunities::from_wire(value_buf())
-                .map(|c| a.ext_communities = Some(c))
-                .ok_or(ErrorKind::AttributeLength(code)),
-            tc::LARGE_COMMUNITY => LargeCommunities::from_wire(value_buf())
-                .map(|c| a.large_communities = Some(c))
-                .ok_or(ErrorKind::AttributeLength(code)),
+            tc::EXTENDED_COMMUNITIES => {
+                ExtCommunities::from_wire_slice(body, from + vstart..from + end)
+                    .map(|c| a.ext_communities = Some(c))
+                    .ok_or(ErrorKind::AttributeLength(code))
+            }
+            tc::LARGE_COMMUNITY => {
+                LargeCommunities::from_wire_slice(body, from + vstart..from + end)
+                    .map(|c| a.large_communities = Some(c))
+                    .ok_or(ErrorKind::AttributeLength(code))
+            }
             tc::OTC => u32_value(value, code).map(|v| a.otc = Some(Asn(v))),
             tc::AS4_PATH => {
                 if four {

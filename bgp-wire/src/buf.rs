@@ -38,6 +38,15 @@ impl Buf {
         }
     }
 
+    /// Empties the value in place (for an inline value, by its length alone).
+    #[inline]
+    pub(crate) fn clear(&mut self) {
+        match self {
+            Buf::Inline { len, .. } => *len = 0,
+            Buf::Shared(_) => *self = Buf::new(),
+        }
+    }
+
     /// Copies a small slice inline; `None` if it is too large.
     #[inline]
     fn inline(s: &[u8]) -> Option<Self> {

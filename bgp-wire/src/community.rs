@@ -5,7 +5,9 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
-use bytes::{BufMut, BytesMut};
+use std::ops::Range;
+
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::buf::Buf;
 
@@ -38,9 +40,21 @@ macro_rules! packed_list {
 
             /// Wraps an attribute value; `None` unless its length is a non-zero multiple of
             /// the value size (RFC 7606 §7).
-            #[inline]
+            #[cfg_attr(not(test), allow(dead_code))]
             pub(crate) fn from_wire(raw: Buf) -> Option<Self> {
                 (!raw.is_empty() && raw.len() % $size == 0).then_some($name { raw })
+            }
+
+            /// [`Self::from_wire`] of `body[range]`, checked before anything is copied.
+            #[inline(always)]
+            pub(crate) fn from_wire_slice(body: &Bytes, range: Range<usize>) -> Option<Self> {
+                let len = range.end.checked_sub(range.start)?;
+                if len == 0 || len % $size != 0 {
+                    return None;
+                }
+                Some($name {
+                    raw: Buf::slice_of(body, range),
+                })
             }
 
             /// The wire bytes.

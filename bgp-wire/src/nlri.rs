@@ -182,6 +182,41 @@ impl Nlris {
         })
     }
 
+    /// Makes this an empty block of `family`, in place.
+    #[inline]
+    pub(crate) fn clear(&mut self, family: AfiSafi) {
+        self.family = family;
+        self.path_ids = false;
+        self.count = 0;
+        self.raw.clear();
+    }
+
+    /// [`Nlris::decode_slice`] into `self`, field by field (no block moved through a
+    /// `Result`). On error `self` is left as it was.
+    #[inline(always)]
+    pub(crate) fn decode_slice_into(
+        &mut self,
+        family: AfiSafi,
+        path_ids: bool,
+        body: &Bytes,
+        range: Range<usize>,
+        offset: usize,
+        field: &'static str,
+    ) -> Result<(), DecodeError> {
+        if !family.is_known() {
+            *self = Nlris::decode_slice(family, path_ids, body, range, offset, field)?;
+            return Ok(());
+        }
+        let raw = body.get(range.clone()).unwrap_or(&[]);
+        let count = validate(raw, family.afi == Afi::IPV6, path_ids)
+            .map_err(|at| invalid_network_field(field, offset + at))?;
+        self.family = family;
+        self.path_ids = path_ids;
+        self.count = count;
+        self.raw = Buf::slice_of(body, range);
+        Ok(())
+    }
+
     /// The address family.
     #[inline]
     pub fn family(&self) -> AfiSafi {

@@ -308,7 +308,7 @@ impl Update {
         let pid = ctx.receive_path_ids(v4);
         // `clear` left both fields empty.
         if wd_len != 0 {
-            self.withdrawn = Nlris::decode_slice(
+            self.withdrawn.decode_slice_into(
                 v4,
                 pid,
                 body,
@@ -353,8 +353,8 @@ impl Update {
     #[inline]
     fn clear(&mut self) {
         let v4 = AfiSafi::IPV4_UNICAST;
-        self.withdrawn = Nlris::empty(v4);
-        self.nlri = Nlris::empty(v4);
+        self.withdrawn.clear(v4);
+        self.nlri.clear(v4);
         self.attributes.clear();
         self.mp_reach = None;
         self.mp_unreach = None;
