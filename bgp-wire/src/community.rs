@@ -40,7 +40,7 @@ macro_rules! packed_list {
 
             /// Wraps an attribute value; `None` unless its length is a non-zero multiple of
             /// the value size (RFC 7606 §7).
-            #[cfg_attr(not(test), allow(dead_code))]
+            #[allow(dead_code)]
             pub(crate) fn from_wire(raw: Buf) -> Option<Self> {
                 (!raw.is_empty() && raw.len() % $size == 0).then_some($name { raw })
             }
