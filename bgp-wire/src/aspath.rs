@@ -177,6 +177,24 @@ impl AsPath {
         Ok(Self::widen(value))
     }
 
+    /// [`AsPath::decode_slice`] into `slot`, built in place.
+    #[inline(always)]
+    pub(crate) fn decode_slice_into(
+        slot: &mut Option<AsPath>,
+        body: &Bytes,
+        range: Range<usize>,
+        four_octet: bool,
+    ) -> Result<(), MalformedPath> {
+        let value = body.get(range.clone()).unwrap_or(&[]);
+        validate(value, four_octet)?;
+        if four_octet {
+            slot.insert(AsPath::empty()).raw.set_slice_of(body, range);
+        } else {
+            *slot = Some(Self::widen(value));
+        }
+        Ok(())
+    }
+
     /// The canonical form of a validated value.
     fn from_validated(value: Buf, four_octet: bool) -> Self {
         if four_octet {

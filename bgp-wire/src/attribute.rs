@@ -710,12 +710,10 @@ pub(crate) fn decode_block(
                 },
                 _ => Err(ErrorKind::AttributeLength(code)),
             },
-            tc::AS_PATH => match AsPath::decode_slice(body, from + vstart..from + end, four) {
-                Ok(p) => {
-                    a.as_path = Some(p);
-                    Ok(())
-                }
-                Err(_) => {
+            tc::AS_PATH => {
+                if AsPath::decode_slice_into(&mut a.as_path, body, from + vstart..from + end, four)
+                    .is_err()
+                {
                     // No NOTIFICATION data for a malformed AS_PATH (RFC 4271 §6.3).
                     u.errors.push(
                         DecodeError::new(
@@ -725,9 +723,9 @@ pub(crate) fn decode_block(
                         )
                         .with_action(spec_action(entry)),
                     );
-                    Ok(())
                 }
-            },
+                Ok(())
+            }
             tc::NEXT_HOP => u32_value(value, code).map(|v| a.next_hop = Some(Ipv4Addr::from(v))),
             tc::MULTI_EXIT_DISC => u32_value(value, code).map(|v| a.med = Some(v)),
             tc::LOCAL_PREF => u32_value(value, code).map(|v| a.local_pref = Some(v)),
@@ -756,24 +754,52 @@ pub(crate) fn decode_block(
                 }
                 _ => Err(ErrorKind::AttributeLength(code)),
             },
-            tc::COMMUNITIES => Communities::from_wire_slice(body, from + vstart..from + end)
-                .map(|c| a.communities = Some(c))
-                .ok_or(ErrorKind::AttributeLength(code)),
+            tc::COMMUNITIES => {
+                if Communities::from_wire_slice_into(
+                    &mut a.communities,
+                    body,
+                    from + vstart..from + end,
+                ) {
+                    Ok(())
+                } else {
+                    Err(ErrorKind::AttributeLength(code))
+                }
+            }
             tc::ORIGINATOR_ID => {
                 u32_value(value, code).map(|v| a.originator_id = Some(Ipv4Addr::from(v)))
             }
-            tc::CLUSTER_LIST => ClusterList::from_wire_slice(body, from + vstart..from + end)
-                .map(|c| a.cluster_list = Some(c))
-                .ok_or(ErrorKind::AttributeLength(code)),
+            tc::CLUSTER_LIST => {
+                if ClusterList::from_wire_slice_into(
+                    &mut a.cluster_list,
+                    body,
+                    from + vstart..from + end,
+                ) {
+                    Ok(())
+                } else {
+                    Err(ErrorKind::AttributeLength(code))
+                }
+            }
             tc::EXTENDED_COMMUNITIES => {
-                ExtCommunities::from_wire_slice(body, from + vstart..from + end)
-                    .map(|c| a.ext_communities = Some(c))
-                    .ok_or(ErrorKind::AttributeLength(code))
+                if ExtCommunities::from_wire_slice_into(
+                    &mut a.ext_communities,
+                    body,
+                    from + vstart..from + end,
+                ) {
+                    Ok(())
+                } else {
+                    Err(ErrorKind::AttributeLength(code))
+                }
             }
             tc::LARGE_COMMUNITY => {
-                LargeCommunities::from_wire_slice(body, from + vstart..from + end)
-                    .map(|c| a.large_communities = Some(c))
-                    .ok_or(ErrorKind::AttributeLength(code))
+                if LargeCommunities::from_wire_slice_into(
+                    &mut a.large_communities,
+                    body,
+                    from + vstart..from + end,
+                ) {
+                    Ok(())
+                } else {
+                    Err(ErrorKind::AttributeLength(code))
+                }
             }
             tc::OTC => u32_value(value, code).map(|v| a.otc = Some(Asn(v))),
             tc::AS4_PATH => {

@@ -96,6 +96,29 @@ impl Buf {
         Buf::Shared(body.slice(range))
     }
 
+    /// `*self = Buf::slice_of(body, range)`, written in place: each case stores straight into
+    /// `self` rather than through a temporary (whose copy would stall store forwarding).
+    #[inline(always)]
+    pub(crate) fn set_slice_of(&mut self, body: &Bytes, range: Range<usize>) {
+        let len = range.end.wrapping_sub(range.start);
+        if len <= INLINE {
+            if let Some(window) = body.get(range.start..).and_then(|t| t.first_chunk()) {
+                *self = Buf::Inline {
+                    start: 0,
+                    len: len as u8,
+                    data: *window,
+                };
+                return;
+            }
+        }
+        *self = Self::slice_of_cold(body, range);
+    }
+
+    #[inline(never)]
+    fn slice_of_cold(body: &Bytes, range: Range<usize>) -> Self {
+        Self::slice_of(body, range)
+    }
+
     /// An owned copy of a slice (inline, or one allocation).
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn copy_from_slice(s: &[u8]) -> Self {

@@ -45,7 +45,24 @@ macro_rules! packed_list {
                 (!raw.is_empty() && raw.len() % $size == 0).then_some($name { raw })
             }
 
+            /// [`Self::from_wire_slice`] into `slot`, built in place; false (and `slot`
+            /// untouched) if the length is wrong.
+            #[inline(always)]
+            pub(crate) fn from_wire_slice_into(
+                slot: &mut Option<Self>,
+                body: &Bytes,
+                range: Range<usize>,
+            ) -> bool {
+                let len = range.end.wrapping_sub(range.start);
+                if len == 0 || len % $size != 0 || range.end < range.start {
+                    return false;
+                }
+                slot.insert(Self::default()).raw.set_slice_of(body, range);
+                true
+            }
+
             /// [`Self::from_wire`] of `body[range]`, checked before anything is copied.
+            #[allow(dead_code)]
             #[inline(always)]
             pub(crate) fn from_wire_slice(body: &Bytes, range: Range<usize>) -> Option<Self> {
                 let len = range.end.checked_sub(range.start)?;

@@ -213,7 +213,7 @@ impl Nlris {
         self.family = family;
         self.path_ids = path_ids;
         self.count = count;
-        self.raw = Buf::slice_of(body, range);
+        self.raw.set_slice_of(body, range);
         Ok(())
     }
 
