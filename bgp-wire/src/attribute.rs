@@ -833,13 +833,14 @@ pub(crate) fn decode_block(
                 }
             }
             tc::MP_REACH_NLRI => {
-                u.mp_reach = Some(MpReach::decode(
+                MpReach::decode_into(
+                    &mut u.mp_reach,
                     body,
                     from + vstart..from + end,
                     base + vstart,
                     ctx,
                     &|k| err!(k, Rfc7606Action::SessionReset),
-                )?);
+                )?;
                 Ok(())
             }
             tc::MP_UNREACH_NLRI => {

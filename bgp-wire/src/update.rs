@@ -92,14 +92,17 @@ pub(crate) type AttrErr<'a> = &'a dyn Fn(ErrorKind) -> DecodeError;
 
 impl MpReach {
     /// Decodes the attribute value `body[range]`, whose first byte is at `offset` in the
-    /// message. Any malformation is a session reset (RFC 7606 §7.11).
-    pub(crate) fn decode(
+    /// message, into `slot`. Any malformation is a session reset (RFC 7606 §7.11), after
+    /// which `slot` holds an unspecified value.
+    #[inline]
+    pub(crate) fn decode_into(
+        slot: &mut Option<MpReach>,
         body: &Bytes,
         range: Range<usize>,
         offset: usize,
         ctx: &Context,
         err: AttrErr<'_>,
-    ) -> Result<MpReach, DecodeError> {
+    ) -> Result<(), DecodeError> {
         let bad = || err(ErrorKind::OptionalAttribute(tc::MP_REACH_NLRI));
         let value = body.get(range.clone()).ok_or_else(bad)?;
         let &[a0, a1, safi, nh_len, ..] = value else {
@@ -117,19 +120,20 @@ impl MpReach {
         } else {
             NextHop::Other(body.slice(range.start + 4..range.start + nh_end))
         };
-        let nlri = Nlris::decode_slice(
+        // Built in place: the NLRI block is written straight into the slot.
+        let m = slot.insert(MpReach {
+            family,
+            next_hop,
+            nlri: Nlris::empty(family),
+        });
+        m.nlri.decode_slice_into(
             family,
             ctx.receive_path_ids(family),
             body,
             range.start + nh_end + 1..range.end,
             offset + nh_end + 1,
             "UPDATE MP_REACH_NLRI NLRI",
-        )?;
-        Ok(MpReach {
-            family,
-            next_hop,
-            nlri,
-        })
+        )
     }
 
     fn value_len(&self, ctx: &Context) -> usize {
