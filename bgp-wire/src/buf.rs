@@ -111,7 +111,10 @@ impl Buf {
                 return;
             }
             // A value at the end of the body (the NLRI field): the window that ends with it.
-            let before = range.end.checked_sub(INLINE).and_then(|f| body.get(f..range.end));
+            let before = range
+                .end
+                .checked_sub(INLINE)
+                .and_then(|f| body.get(f..range.end));
             if let Some(window) = before.and_then(|t| t.first_chunk()) {
                 *self = Buf::Inline {
                     start: (INLINE - len) as u8,

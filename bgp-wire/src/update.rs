@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::attribute::{self, NextHopMode, PathAttributes, type_code as tc};
+use crate::attribute::{self, BlockInfo, NextHopMode, PathAttributes, type_code as tc};
 use crate::context::Context;
 use crate::error::{DecodeError, EncodeError, ErrorKind, Rfc7606Action};
 use crate::nlri::{Nlri, NlriIter, Nlris};
@@ -322,11 +322,18 @@ impl Update {
             )?;
         }
         if attr_to < n {
-            self.nlri =
-                Nlris::decode_slice(v4, pid, body, attr_to..n, offset + attr_to, "UPDATE NLRI")?;
+            self.nlri.decode_slice_into(
+                v4,
+                pid,
+                body,
+                attr_to..n,
+                offset + attr_to,
+                "UPDATE NLRI",
+            )?;
         }
         let attr_off = offset + attr_from;
-        let info = attribute::decode_block(body, attr_from, attr_to, attr_off, ctx, self)?;
+        let mut info = BlockInfo::default();
+        attribute::decode_block(body, attr_from, attr_to, attr_off, ctx, self, &mut info)?;
 
         // RFC 7606 §3 (d): missing well-known mandatory attributes, when there is NLRI.
         // NEXT_HOP is needed only for the IPv4 NLRI field (RFC 4760 §3).
@@ -1682,7 +1689,7 @@ mod tests {
             a.encode(&ctx, &mut out).unwrap();
             let mut u = Update::new();
             let b = out.freeze();
-            attribute::decode_block(&b, 0, b.len(), 23, &ctx, &mut u).unwrap();
+            attribute::decode_block(&b, 0, b.len(), 23, &ctx, &mut u, &mut BlockInfo::default()).unwrap();
             prop_assert!(u.errors.is_empty());
             prop_assert_eq!(u.attributes, a);
         }
