@@ -502,6 +502,24 @@ impl Iterator for Asns<'_> {
             self.rest = rest;
         }
     }
+
+    #[inline]
+    fn fold<B, F: FnMut(B, Asn) -> B>(self, init: B, mut f: F) -> B {
+        let be = |c: &[u8]| Asn(u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+        let mut acc = self.seg.chunks_exact(4).map(be).fold(init, &mut f);
+        let mut rest = self.rest;
+        while let Some((&[ty, count], tail)) = rest.split_first_chunk::<2>() {
+            if SegmentType::from_code(ty).is_none() {
+                break;
+            }
+            let Some((seg, tail)) = tail.split_at_checked(usize::from(count) * 4) else {
+                break;
+            };
+            acc = seg.chunks_exact(4).map(be).fold(acc, &mut f);
+            rest = tail;
+        }
+        acc
+    }
 }
 
 /// Iterator over the segments of an [`AsPath`].

@@ -259,7 +259,9 @@ impl Nlris {
     #[inline]
     pub fn iter(&self) -> NlriIter<'_> {
         NlriIter {
-            buf: if self.family.is_known() {
+            // `count` is 0 exactly when there is nothing to yield: for a block of a known
+            // family it counts the validated prefixes, for any other family it is 0.
+            buf: if self.count != 0 {
                 self.raw.as_slice()
             } else {
                 &[]
