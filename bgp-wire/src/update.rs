@@ -273,9 +273,12 @@ impl Update {
     /// [`Update::errors`], the offending attribute left out, and all prefixes still there.
     #[inline]
     pub fn decode(body: Bytes, offset: usize, ctx: &Context) -> Result<Update, DecodeError> {
-        let mut u = Update::new();
-        u.decode_into(&body, offset, ctx)?;
-        Ok(u)
+        // Decoded where it is returned, so the large value is not moved afterwards.
+        let mut r = Ok(Update::new());
+        if let Ok(u) = &mut r {
+            u.decode_into(&body, offset, ctx)?;
+        }
+        r
     }
 
     /// Decodes the body of an UPDATE into `self`, replacing what it held: the same result as
