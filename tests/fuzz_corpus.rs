@@ -44,3 +44,14 @@ fn regression_unknown_attribute_unused_flag_bits() {
         "../fuzz/regressions/round_trip-unknown-attribute-unused-flag-bits"
     ));
 }
+
+#[test]
+fn fsm_sequence_corpus() {
+    let inputs = corpus("fsm_sequence");
+    assert!(!inputs.is_empty());
+    for data in inputs {
+        if let Err(v) = bgp_fsm::script::fuzz(&data) {
+            panic!("invariant violated: {v:?}");
+        }
+    }
+}

@@ -1,6 +1,61 @@
-//! Adj-RIB-In, Loc-RIB and Adj-RIB-Out with stale-route retention. Being written.
+//! # bgp-rib
+//!
+//! Adj-RIB-In, Loc-RIB and Adj-RIB-Out (RFC 4271 §3.2, §9) with stale-route retention for
+//! graceful restart (RFC 4724, RFC 9494), built on [`bgp_wire`]. Runtime-free: every
+//! operation is a plain call that returns what changed.
+//!
+//! - [`intern`]: one shared copy of each distinct attribute set.
+//! - [`adj_in`]: the routes each peer sent, with stale marks and max-prefix accounting.
+//! - [`best`], [`loc`]: the RFC 4271 §9.1 decision process and the Loc-RIB.
+//! - [`adj_out`]: what each peer was told and should have, drained as packed UPDATEs.
+//! - [`policy`]: import/export policies and the route sink, small synchronous traits.
+//! - [`rib`]: all of it wired together, with the export rules and the local origin table.
+//!
+//! ```
+//! use bgp_rib::{Rib, RibConfig, RouteAttributes};
+//! use bgp_wire::{AfiSafi, AsPath, Asn, Origin, PathAttributes};
+//!
+//! let mut rib = Rib::new(RibConfig {
+//!     local_asn: Asn(65000),
+//!     router_id: "192.0.2.1".parse()?,
+//!     cluster_id: None,
+//! });
+//! let attrs = RouteAttributes::new(PathAttributes {
+//!     origin: Some(Origin::Igp),
+//!     as_path: Some(AsPath::empty()),
+//!     next_hop: Some("192.0.2.1".parse()?),
+//!     ..PathAttributes::default()
+//! });
+//! let changes = rib.announce(AfiSafi::IPV4_UNICAST, "10.0.0.0/8".parse()?, attrs.clone());
+//! assert_eq!(changes.best.len(), 1);
+//! // Announcing it again changes nothing.
+//! assert!(rib.announce(AfiSafi::IPV4_UNICAST, "10.0.0.0/8".parse()?, attrs).is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+#![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
+
+pub mod adj_in;
+pub mod adj_out;
+pub mod best;
+mod export;
+pub mod intern;
+pub mod loc;
+pub mod policy;
+pub mod rib;
+pub mod table;
+
+pub use adj_in::{AdjEntry, AdjRibIn, InChange, Staleness};
+pub use adj_out::{AdjRibOut, Drained};
+pub use best::{Candidate, SourceId, SourceInfo, select_best};
+pub use intern::{AttrStore, Attrs, RouteAttributes};
+pub use loc::{BestChange, BestRoute, LocRib};
+pub use policy::{AcceptAll, ExportPolicy, ImportPolicy, PolicyAction, RouteSink};
+pub use rib::{PeerConfig, Rib, RibChanges, RibConfig, Role};
+
+#[cfg(test)]
+mod tests;

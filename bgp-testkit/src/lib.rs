@@ -2,6 +2,8 @@
 //! realistic table generator, its wire encoding, the captured messages of real daemons, and
 //! the bodies of the fuzz targets.
 
+#![forbid(unsafe_code)]
+
 pub mod captures;
 pub mod fuzz;
 pub mod table;

@@ -171,6 +171,28 @@ mod tests {
         assert_eq!(Message::decode(b, &ctx).unwrap(), Message::Notification(n));
     }
 
+    proptest::proptest! {
+        /// Any bytes after a valid header decode to a message or a typed error, never a panic,
+        /// in every context.
+        #[test]
+        fn decode_never_panics(
+            ty in 1u8..=5,
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            as4 in proptest::prelude::any::<bool>(),
+            add_path in proptest::prelude::any::<bool>(),
+        ) {
+            let mut ctx = if as4 { Context::default() } else { Context::legacy() };
+            if add_path {
+                ctx.add_path_receive = crate::AfiSafi::KNOWN.into_iter().collect();
+            }
+            let mut m = vec![0xff; 16];
+            m.extend_from_slice(&((19 + body.len()) as u16).to_be_bytes());
+            m.push(ty);
+            m.extend_from_slice(&body);
+            let _ = Message::decode(Bytes::from(m), &ctx);
+        }
+    }
+
     #[test]
     fn trailing_bytes_are_a_length_error() {
         let ctx = Context::default();

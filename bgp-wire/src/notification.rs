@@ -342,6 +342,31 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn round_trip_any_code_subcode_data(
+            code in proptest::prelude::any::<u8>(),
+            subcode in proptest::prelude::any::<u8>(),
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        ) {
+            let ctx = crate::Context::default();
+            let n = Notification::with_data(code, subcode, data);
+            let m = crate::Message::Notification(n.clone());
+            let back = crate::Message::decode(m.to_bytes(&ctx).unwrap(), &ctx).unwrap();
+            proptest::prop_assert_eq!(back, m);
+            // Display never panics, whatever the bytes.
+            let _ = n.to_string();
+        }
+
+        #[test]
+        fn shutdown_communication_always_fits_and_reads_back(msg in ".{0,300}") {
+            let n = Notification::shutdown(cease_subcode::ADMINISTRATIVE_SHUTDOWN, &msg);
+            let text = n.shutdown_communication().unwrap();
+            proptest::prop_assert!(text.len() <= MAX_SHUTDOWN_COMMUNICATION);
+            proptest::prop_assert!(msg.starts_with(text));
+        }
+    }
+
     #[test]
     fn decode_short_body_is_bad_length() {
         let e = Notification::decode(Bytes::from_static(&[6]), 19).unwrap_err();

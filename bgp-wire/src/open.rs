@@ -300,9 +300,10 @@ mod tests {
         Message::decode(message(body), &Context::default())
     }
 
-    /// The OPEN FRR 10 sends with `bgp graceful-restart`, LLGR, ADD-PATH, role and extended
-    /// messages configured, laid out as FRR lays it out: one capability per optional
-    /// parameter (RFC 5492 §4), AS 4200000001 with AS_TRANS in the 2-octet field.
+    /// An OPEN with the capabilities FRR sends when graceful restart, LLGR, ADD-PATH, a role
+    /// and extended messages are configured, in FRR's layout (one capability per optional
+    /// parameter, RFC 5492 §4), AS 4200000001 with AS_TRANS in the 2-octet field. Written by
+    /// hand from the RFC layouts, not captured.
     fn frr_body() -> Vec<u8> {
         let mut b = vec![
             0x04, // version

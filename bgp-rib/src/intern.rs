@@ -1,0 +1,147 @@
+//! Attribute interning: one shared copy of each distinct attribute set, freed when the last
+//! route that uses it goes.
+
+use std::sync::Arc;
+
+use bgp_wire::{NextHop, PathAttributes};
+
+use crate::table::FastSet;
+
+/// What a route carries besides its prefix: the path attributes and, for families announced
+/// in MP_REACH_NLRI (RFC 4760 §3), the next hop from that attribute.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct RouteAttributes {
+    /// The path attributes (NEXT_HOP inside for IPv4 unicast in the NLRI field).
+    pub attrs: PathAttributes,
+    /// The MP_REACH_NLRI next hop, for every other family.
+    pub mp_next_hop: Option<NextHop>,
+}
+
+impl RouteAttributes {
+    /// Attributes without an MP next hop.
+    pub fn new(attrs: PathAttributes) -> Self {
+        RouteAttributes {
+            attrs,
+            mp_next_hop: None,
+        }
+    }
+}
+
+/// A shared, interned attribute set. Compare with [`Arc::ptr_eq`].
+pub type Attrs = Arc<RouteAttributes>;
+
+/// The interning table.
+///
+/// [`AttrStore::intern`] hands out the one shared copy; holders give theirs back with
+/// [`AttrStore::release`], and [`AttrStore::sweep`] frees the sets that nobody but the store
+/// holds any more. Interned copies are [detached](PathAttributes::detached) from the
+/// received message, so a RIB never keeps receive buffers alive.
+#[derive(Debug, Default)]
+pub struct AttrStore {
+    set: FastSet<Attrs>,
+    pending: Vec<Attrs>,
+    /// Releases since the last full scan (see [`AttrStore::sweep`]).
+    released: usize,
+}
+
+impl AttrStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The shared copy of these attributes (stored on first use).
+    pub fn intern(&mut self, a: RouteAttributes) -> Attrs {
+        if let Some(x) = self.set.get(&a) {
+            return x.clone();
+        }
+        let arc = Arc::new(RouteAttributes {
+            attrs: a.attrs.detached(),
+            mp_next_hop: a.mp_next_hop,
+        });
+        self.set.insert(arc.clone());
+        arc
+    }
+
+    /// Gives back one holder's reference; the set is freed at the next [`AttrStore::sweep`]
+    /// if nobody else holds it then.
+    pub fn release(&mut self, a: Attrs) {
+        self.pending.push(a);
+        self.released += 1;
+    }
+
+    /// Frees the released sets that only the store still holds.
+    ///
+    /// A set released while someone else still held a transient copy (a change set the
+    /// caller had not dropped yet) is caught by a full scan that runs once the releases since
+    /// the last one outnumber half the store, so the cost stays amortised O(1) per release.
+    pub fn sweep(&mut self) {
+        if self.released > 1024 && self.released > self.set.len() / 2 {
+            self.sweep_all();
+            return;
+        }
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.sort_unstable_by_key(|a| Arc::as_ptr(a) as usize);
+        let mut i = 0;
+        while let Some(a) = pending.get(i) {
+            let mut j = i + 1;
+            while pending.get(j).is_some_and(|b| Arc::ptr_eq(a, b)) {
+                j += 1;
+            }
+            // Held by the store and by the `j - i` pending copies only: nobody uses it.
+            if Arc::strong_count(a) == 1 + (j - i) {
+                self.set.remove(&**a);
+            }
+            i = j;
+        }
+    }
+
+    /// Frees every set that only the store holds (a full scan; for tests and audits).
+    pub fn sweep_all(&mut self) {
+        self.pending.clear();
+        self.released = 0;
+        self.set.retain(|a| Arc::strong_count(a) > 1);
+    }
+
+    /// The number of distinct attribute sets held.
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    /// Whether no set is held.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bgp_wire::Origin;
+
+    fn attrs(med: u32) -> RouteAttributes {
+        RouteAttributes::new(PathAttributes {
+            origin: Some(Origin::Igp),
+            med: Some(med),
+            ..PathAttributes::default()
+        })
+    }
+
+    #[test]
+    fn one_copy_per_distinct_set_freed_with_the_last_user() {
+        let mut s = AttrStore::new();
+        let a = s.intern(attrs(1));
+        let b = s.intern(attrs(1));
+        let c = s.intern(attrs(2));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(s.len(), 2);
+        s.release(a);
+        s.sweep();
+        assert_eq!(s.len(), 2, "b still uses it");
+        s.release(b);
+        s.release(c);
+        s.sweep();
+        assert!(s.is_empty());
+    }
+}

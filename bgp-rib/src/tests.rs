@@ -1,0 +1,775 @@
+//! Unit tests of the RIB as a whole (local helpers, STYLE: no testkit inside the crate).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+
+use bgp_wire::{
+    AfiSafi, AfiSafiSet, AsPath, Asn, ClusterList, Communities, Community, Context, Message,
+    NextHop, Nlri, Nlris, Origin, PathAttributes, Update, header::split_message,
+};
+use bytes::BytesMut;
+use ipnet::IpNet;
+use proptest::prelude::*;
+
+use crate::*;
+
+const V4: AfiSafi = AfiSafi::IPV4_UNICAST;
+
+fn p(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+fn cfg() -> RibConfig {
+    RibConfig {
+        local_asn: Asn(65000),
+        router_id: Ipv4Addr::new(1, 1, 1, 1),
+        cluster_id: None,
+    }
+}
+
+fn peer(asn: u32, n: u8) -> PeerConfig {
+    let mut c = PeerConfig::new(
+        Asn(asn),
+        Ipv4Addr::new(n, n, n, n),
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, n)),
+    );
+    c.local_v4 = Some(Ipv4Addr::new(10, 0, 0, 254));
+    c
+}
+
+fn attrs(path: &[u32]) -> PathAttributes {
+    PathAttributes {
+        origin: Some(Origin::Igp),
+        as_path: Some(AsPath::from_sequence(path.iter().map(|&a| Asn(a)))),
+        next_hop: Some(Ipv4Addr::new(10, 0, 0, 9)),
+        ..PathAttributes::default()
+    }
+}
+
+fn nlris(v: &[&str]) -> Nlris {
+    Nlris::new(V4, false, v.iter().map(|s| Nlri::new(p(s)))).unwrap()
+}
+
+fn upd(a: PathAttributes, announce: &[&str], withdraw: &[&str]) -> Update {
+    Update {
+        withdrawn: nlris(withdraw),
+        attributes: a,
+        nlri: nlris(announce),
+        ..Update::default()
+    }
+}
+
+fn best_source(rib: &Rib, prefix: &str) -> Option<SourceId> {
+    rib.loc_rib().best(V4, &p(prefix)).map(|b| b.source)
+}
+
+fn up(rib: &mut Rib, id: SourceId) {
+    rib.peer_up(
+        id,
+        Context::default(),
+        AfiSafiSet::from_iter([V4, AfiSafi::IPV6_UNICAST]),
+    );
+}
+
+fn drain_updates(rib: &mut Rib, id: SourceId) -> (Drained, Vec<Update>) {
+    let mut out = BytesMut::new();
+    let d = rib.drain(id, &mut out);
+    let mut v = Vec::new();
+    while let Some((_, m)) = split_message(&mut out, 4096).unwrap() {
+        let Message::Update(u) = Message::decode(m, &Context::default()).unwrap() else {
+            panic!()
+        };
+        v.push(u);
+    }
+    (d, v)
+}
+
+// ---- Adj-RIB-In ----
+
+#[test]
+fn apply_update_returns_the_change_set() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2));
+    let ch = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8", "11.0.0.0/8"], &[]));
+    assert_eq!(ch.adj_in.len(), 2);
+    assert_eq!(ch.best.len(), 2);
+    assert!(ch.adj_in.iter().all(|c| c.route.is_some()));
+    drop(ch);
+    // The same again: nothing.
+    let ch = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
+    assert!(ch.is_empty());
+    drop(ch);
+    // New attributes: one change.
+    let ch = rib.apply_update(a, &upd(attrs(&[65001, 7]), &["10.0.0.0/8"], &[]));
+    assert_eq!((ch.adj_in.len(), ch.best.len()), (1, 1));
+    drop(ch);
+    // Withdraw one, and one never announced (a no-op).
+    let ch = rib.apply_update(
+        a,
+        &upd(
+            PathAttributes::default(),
+            &[],
+            &["11.0.0.0/8", "12.0.0.0/8"],
+        ),
+    );
+    assert_eq!(ch.adj_in.len(), 1);
+    assert_eq!(ch.adj_in[0].route, None);
+    assert_eq!(rib.adj_rib_in(a).unwrap().len(V4), 1);
+    assert_eq!(rib.attribute_sets(), 2);
+    drop(ch);
+    rib.sweep();
+    assert_eq!(
+        rib.attribute_sets(),
+        1,
+        "the first set was freed with its last route"
+    );
+}
+
+#[test]
+fn attributes_are_shared_between_routes_and_peers() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2));
+    let b = rib.add_peer(peer(65001, 3));
+    let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8", "11.0.0.0/8"], &[]));
+    let _ = rib.apply_update(b, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
+    let x = rib
+        .adj_rib_in(a)
+        .unwrap()
+        .get(V4, &Nlri::new(p("11.0.0.0/8")))
+        .unwrap();
+    let y = rib
+        .adj_rib_in(b)
+        .unwrap()
+        .get(V4, &Nlri::new(p("10.0.0.0/8")))
+        .unwrap();
+    assert!(Arc::ptr_eq(&x.attrs, &y.attrs));
+    assert_eq!(rib.attribute_sets(), 1);
+}
+
+#[test]
+fn treat_as_withdraw_removes_the_announced_prefixes() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2));
+    let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
+    // The same prefix again, in an UPDATE with a malformed attribute.
+    let mut body = BytesMut::new();
+    upd(attrs(&[65001]), &["10.0.0.0/8"], &[])
+        .encode_body(&Context::default(), &mut body)
+        .unwrap();
+    let mut raw = body.to_vec();
+    // Append a malformed MED (length 2) to the attributes and fix the length.
+    let attr_len = u16::from_be_bytes([raw[2], raw[3]]) as usize;
+    raw.splice(4 + attr_len..4 + attr_len, [0x80, 4, 2, 0, 0]);
+    let l = (attr_len + 5) as u16;
+    raw[2..4].copy_from_slice(&l.to_be_bytes());
+    let u = Update::decode(raw.into(), 19, &Context::default()).unwrap();
+    assert!(u.is_treat_as_withdraw());
+    let ch = rib.apply_update(a, &u);
+    assert_eq!(ch.adj_in.len(), 1);
+    assert_eq!(ch.adj_in[0].route, None);
+    assert!(rib.loc_rib().is_empty());
+}
+
+#[test]
+fn stale_mark_refresh_purge() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2));
+    let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8", "11.0.0.0/8"], &[]));
+    let ch = rib.peer_down(a, true);
+    assert_eq!(ch.adj_in.len(), 2);
+    assert!(
+        ch.adj_in
+            .iter()
+            .all(|c| c.route.as_ref().unwrap().stale == Staleness::Stale)
+    );
+    // A second restart keeps them stale and reports nothing.
+    assert!(rib.mark_stale(a, V4).is_empty());
+    // Re-announced: fresh again.
+    let ch = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
+    assert_eq!(ch.adj_in[0].route.as_ref().unwrap().stale, Staleness::Fresh);
+    // End-of-RIB: purge what is still stale.
+    let ch = rib.apply_update(a, &Update::end_of_rib_marker(V4));
+    assert_eq!(ch.end_of_rib, Some(V4));
+    let ch = rib.purge_stale(a, V4);
+    assert_eq!(ch.adj_in.len(), 1);
+    assert_eq!(ch.adj_in[0].nlri.prefix, p("11.0.0.0/8"));
+    assert_eq!(rib.loc_rib().len(V4), 1);
+}
+
+#[test]
+fn llgr_stale_and_no_llgr() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2));
+    let mut no_llgr = attrs(&[65001]);
+    no_llgr.communities = Some(Communities::new([Community::NO_LLGR]));
+    let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
+    let _ = rib.apply_update(a, &upd(no_llgr, &["11.0.0.0/8"], &[]));
+    let _ = rib.mark_stale(a, V4);
+    let ch = rib.mark_llgr_stale(a, V4);
+    assert_eq!(ch.adj_in.len(), 2);
+    assert_eq!(rib.adj_rib_in(a).unwrap().len(V4), 1);
+    let e = rib
+        .adj_rib_in(a)
+        .unwrap()
+        .get(V4, &Nlri::new(p("10.0.0.0/8")))
+        .unwrap();
+    assert_eq!(e.stale, Staleness::LlgrStale);
+}
+
+#[test]
+fn max_prefix_is_reported() {
+    let mut rib = Rib::new(cfg());
+    let mut c = peer(65001, 2);
+    c.max_prefix = Some(2);
+    let a = rib.add_peer(c);
+    let ch = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8", "11.0.0.0/8"], &[]));
+    assert!(ch.max_prefix_exceeded.is_empty());
+    let ch = rib.apply_update(a, &upd(attrs(&[65001]), &["12.0.0.0/8"], &[]));
+    assert_eq!(ch.max_prefix_exceeded, vec![V4]);
+}
+
+#[test]
+fn no_adj_rib_in_keeps_nothing() {
+    let mut rib = Rib::new(cfg());
+    let mut c = peer(65001, 2);
+    c.keep_adj_rib_in = false;
+    let a = rib.add_peer(c);
+    let ch = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
+    assert!(ch.is_empty());
+    assert!(rib.loc_rib().is_empty());
+    assert_eq!(rib.attribute_sets(), 0);
+}
+
+#[test]
+fn mp_routes_keep_their_next_hop() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2));
+    let nh = NextHop::Ipv6("2001:db8::1".parse().unwrap());
+    let u = Update {
+        attributes: PathAttributes {
+            next_hop: None,
+            ..attrs(&[65001])
+        },
+        mp_reach: Some(bgp_wire::MpReach {
+            family: AfiSafi::IPV6_UNICAST,
+            next_hop: nh.clone(),
+            nlri: Nlris::new(
+                AfiSafi::IPV6_UNICAST,
+                false,
+                [Nlri::new(p("2001:db8::/32"))],
+            )
+            .unwrap(),
+        }),
+        ..Update::default()
+    };
+    let ch = rib.apply_update(a, &u);
+    assert_eq!(ch.best.len(), 1);
+    let b = rib
+        .loc_rib()
+        .best(AfiSafi::IPV6_UNICAST, &p("2001:db8::/32"))
+        .unwrap();
+    assert_eq!(b.attrs.mp_next_hop, Some(nh));
+}
+
+// ---- best path ----
+
+fn two_peers(
+    a_cfg: PeerConfig,
+    b_cfg: PeerConfig,
+    a_attrs: PathAttributes,
+    b_attrs: PathAttributes,
+) -> (Rib, SourceId, SourceId) {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(a_cfg);
+    let b = rib.add_peer(b_cfg);
+    let _ = rib.apply_update(a, &upd(a_attrs, &["10.0.0.0/8"], &[]));
+    let _ = rib.apply_update(b, &upd(b_attrs, &["10.0.0.0/8"], &[]));
+    (rib, a, b)
+}
+
+#[test]
+fn best_path_tie_breakers() {
+    // LOCAL_PREF.
+    let (rib, _, b) = two_peers(
+        peer(65000, 2),
+        peer(65000, 3),
+        PathAttributes {
+            local_pref: Some(100),
+            ..attrs(&[1])
+        },
+        PathAttributes {
+            local_pref: Some(200),
+            ..attrs(&[1, 2, 3])
+        },
+    );
+    assert_eq!(best_source(&rib, "10.0.0.0/8"), Some(b));
+    // AS_PATH length (an AS_SET counts 1).
+    let (rib, a, _) = two_peers(
+        peer(65001, 2),
+        peer(65002, 3),
+        attrs(&[65001, 5]),
+        attrs(&[65002, 5, 6]),
+    );
+    assert_eq!(best_source(&rib, "10.0.0.0/8"), Some(a));
+    // ORIGIN.
+    let (rib, _, b) = two_peers(
+        peer(65001, 2),
+        peer(65002, 3),
+        PathAttributes {
+            origin: Some(Origin::Incomplete),
+            ..attrs(&[65001])
+        },
+        PathAttributes {
+            origin: Some(Origin::Egp),
+            ..attrs(&[65002])
+        },
+    );
+    assert_eq!(best_source(&rib, "10.0.0.0/8"), Some(b));
+    // MED, same neighbouring AS: lower wins.
+    let (rib, _, b) = two_peers(
+        peer(65001, 2),
+        peer(65001, 3),
+        PathAttributes {
+            med: Some(50),
+            ..attrs(&[65001])
+        },
+        PathAttributes {
+            med: Some(10),
+            ..attrs(&[65001])
+        },
+    );
+    assert_eq!(best_source(&rib, "10.0.0.0/8"), Some(b));
+    // MED, different neighbouring ASes: not compared; the router id decides (a: 2.2.2.2).
+    let (rib, a, _) = two_peers(
+        peer(65001, 2),
+        peer(65002, 3),
+        PathAttributes {
+            med: Some(50),
+            ..attrs(&[65001])
+        },
+        PathAttributes {
+            med: Some(10),
+            ..attrs(&[65002])
+        },
+    );
+    assert_eq!(best_source(&rib, "10.0.0.0/8"), Some(a));
+    // eBGP over iBGP.
+    let (rib, _, b) = two_peers(
+        peer(65000, 2),
+        peer(65001, 3),
+        attrs(&[65001]),
+        attrs(&[65001]),
+    );
+    assert_eq!(best_source(&rib, "10.0.0.0/8"), Some(b));
+    // Lowest router id, or ORIGINATOR_ID when present.
+    let (rib, _, b) = two_peers(
+        peer(65000, 2),
+        peer(65000, 3),
+        PathAttributes {
+            originator_id: Some(Ipv4Addr::new(9, 9, 9, 9)),
+            ..attrs(&[1])
+        },
+        attrs(&[1]),
+    );
+    assert_eq!(best_source(&rib, "10.0.0.0/8"), Some(b));
+    // Shortest CLUSTER_LIST.
+    let same_id = Some(Ipv4Addr::new(7, 7, 7, 7));
+    let (rib, _, b) = two_peers(
+        peer(65000, 2),
+        peer(65000, 3),
+        PathAttributes {
+            originator_id: same_id,
+            cluster_list: Some(ClusterList::new([
+                Ipv4Addr::new(1, 0, 0, 1),
+                Ipv4Addr::new(1, 0, 0, 2),
+            ])),
+            ..attrs(&[1])
+        },
+        PathAttributes {
+            originator_id: same_id,
+            cluster_list: Some(ClusterList::new([Ipv4Addr::new(1, 0, 0, 1)])),
+            ..attrs(&[1])
+        },
+    );
+    assert_eq!(best_source(&rib, "10.0.0.0/8"), Some(b));
+    // Lowest peer address (same router id).
+    let mut pa = peer(65001, 2);
+    let mut pb = peer(65001, 3);
+    pa.address = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 200));
+    pb.address = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100));
+    pb.router_id = pa.router_id;
+    let (rib, _, b) = two_peers(pa, pb, attrs(&[65001]), attrs(&[65001]));
+    assert_eq!(best_source(&rib, "10.0.0.0/8"), Some(b));
+}
+
+#[test]
+fn stale_routes_lose_to_fresh_and_llgr_to_both() {
+    let (mut rib, a, b) = two_peers(
+        peer(65001, 2),
+        peer(65002, 3),
+        attrs(&[65001]),
+        attrs(&[65002, 1, 2]),
+    );
+    assert_eq!(best_source(&rib, "10.0.0.0/8"), Some(a));
+    let ch = rib.mark_stale(a, V4);
+    assert_eq!(ch.best.len(), 1);
+    assert_eq!(best_source(&rib, "10.0.0.0/8"), Some(b));
+    let _ = rib.mark_stale(b, V4);
+    assert_eq!(
+        best_source(&rib, "10.0.0.0/8"),
+        Some(a),
+        "both stale: the usual rules"
+    );
+    let _ = rib.mark_llgr_stale(a, V4);
+    assert_eq!(best_source(&rib, "10.0.0.0/8"), Some(b));
+}
+
+#[test]
+fn only_real_best_changes_are_reported() {
+    let (mut rib, a, _) = two_peers(
+        peer(65001, 2),
+        peer(65002, 3),
+        attrs(&[65001]),
+        attrs(&[65002, 1, 2]),
+    );
+    let log = Arc::new(Mutex::new(0usize));
+    struct Count(Arc<Mutex<usize>>);
+    impl RouteSink for Count {
+        fn best_changed(&mut self, _: &BestChange) {
+            *self.0.lock().unwrap() += 1;
+        }
+    }
+    rib.set_sink(Box::new(Count(log.clone())));
+    // A worse path from a new peer: Loc-RIB best unchanged.
+    let c = rib.add_peer(peer(65003, 4));
+    let ch = rib.apply_update(c, &upd(attrs(&[65003, 1, 2, 3]), &["10.0.0.0/8"], &[]));
+    assert_eq!((ch.adj_in.len(), ch.best.len()), (1, 0));
+    // The best withdrawn: one change, to the next best.
+    let ch = rib.apply_update(a, &upd(PathAttributes::default(), &[], &["10.0.0.0/8"]));
+    assert_eq!(ch.best.len(), 1);
+    assert_eq!(ch.best[0].old.as_ref().unwrap().source, a);
+    assert_eq!(*log.lock().unwrap(), 1);
+}
+
+#[test]
+fn add_path_candidates_from_one_peer() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2));
+    let mk = |id: u32| Nlris::new(V4, true, [Nlri::with_path_id(p("10.0.0.0/8"), id)]).unwrap();
+    let u1 = Update {
+        attributes: attrs(&[65001, 1, 2]),
+        nlri: mk(1),
+        ..Update::default()
+    };
+    let u2 = Update {
+        attributes: attrs(&[65001]),
+        nlri: mk(2),
+        ..Update::default()
+    };
+    let _ = rib.apply_update(a, &u1);
+    let _ = rib.apply_update(a, &u2);
+    assert_eq!(rib.loc_rib().candidates(V4, &p("10.0.0.0/8")).len(), 2);
+    assert_eq!(rib.loc_rib().best(V4, &p("10.0.0.0/8")).unwrap().path_id, 2);
+    let w = Update {
+        withdrawn: mk(2),
+        ..Update::default()
+    };
+    let ch = rib.apply_update(a, &w);
+    assert_eq!(ch.best[0].new.as_ref().unwrap().path_id, 1);
+}
+
+// ---- local origin ----
+
+#[test]
+fn local_announcements_are_idempotent() {
+    let mut rib = Rib::new(cfg());
+    let ra = RouteAttributes::new(attrs(&[]));
+    let ch = rib.announce(V4, p("192.0.2.0/24"), ra.clone());
+    assert_eq!(ch.best.len(), 1);
+    assert!(rib.announce(V4, p("192.0.2.0/24"), ra.clone()).is_empty());
+    assert!(rib.withdraw(V4, p("198.51.100.0/24")).is_empty());
+    // Local routes win over learned ones.
+    let a = rib.add_peer(peer(65001, 2));
+    let ch = rib.apply_update(a, &upd(attrs(&[65001]), &["192.0.2.0/24"], &[]));
+    assert!(ch.best.is_empty());
+    assert_eq!(best_source(&rib, "192.0.2.0/24"), Some(SourceId::LOCAL));
+    let ch = rib.withdraw(V4, p("192.0.2.0/24"));
+    assert_eq!(ch.best[0].new.as_ref().unwrap().source, a);
+}
+
+// ---- Adj-RIB-Out ----
+
+#[test]
+fn ebgp_export_prepends_and_sets_next_hop_self() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2));
+    let b = rib.add_peer(peer(65002, 3));
+    up(&mut rib, b);
+    let (d, us) = drain_updates(&mut rib, b);
+    assert_eq!(
+        d.end_of_rib,
+        vec![V4, AfiSafi::IPV6_UNICAST],
+        "End-of-RIB after the (empty) table"
+    );
+    assert_eq!(us.len(), 2);
+    let a_attrs = PathAttributes {
+        local_pref: Some(300),
+        med: Some(5),
+        ..attrs(&[65001])
+    };
+    let _ = rib.apply_update(a, &upd(a_attrs, &["10.0.0.0/8"], &[]));
+    let (d, us) = drain_updates(&mut rib, b);
+    assert_eq!((d.messages, d.announced), (1, 1));
+    let got = &us[0].attributes;
+    assert_eq!(got.as_path.as_ref().unwrap().to_string(), "65000 65001");
+    assert_eq!(got.next_hop, Some(Ipv4Addr::new(10, 0, 0, 254)));
+    assert_eq!(got.local_pref, None);
+    assert_eq!(got.med, None);
+    // Never back to the source.
+    up(&mut rib, a);
+    let (_, us) = drain_updates(&mut rib, a);
+    assert!(us.iter().all(|u| u.nlri.is_empty()));
+}
+
+#[test]
+fn ibgp_split_horizon_and_route_reflection() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65000, 2));
+    let b = rib.add_peer(peer(65000, 3));
+    up(&mut rib, b);
+    let _ = drain_updates(&mut rib, b);
+    let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
+    assert_eq!(
+        rib.adj_rib_out(b).unwrap().pending(),
+        0,
+        "iBGP to iBGP: not without reflection"
+    );
+
+    let mut rib = Rib::new(RibConfig {
+        cluster_id: Some(Ipv4Addr::new(1, 1, 1, 1)),
+        ..cfg()
+    });
+    let mut ca = peer(65000, 2);
+    ca.rr_client = true;
+    let a = rib.add_peer(ca);
+    let b = rib.add_peer(peer(65000, 3));
+    up(&mut rib, b);
+    let _ = drain_updates(&mut rib, b);
+    let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
+    let (_, us) = drain_updates(&mut rib, b);
+    let got = &us[0].attributes;
+    assert_eq!(got.originator_id, Some(Ipv4Addr::new(2, 2, 2, 2)));
+    assert_eq!(
+        got.cluster_list
+            .as_ref()
+            .unwrap()
+            .iter()
+            .collect::<Vec<_>>(),
+        vec![Ipv4Addr::new(1, 1, 1, 1)]
+    );
+    assert_eq!(got.local_pref, Some(100));
+    assert_eq!(
+        got.next_hop,
+        Some(Ipv4Addr::new(10, 0, 0, 9)),
+        "next hop unchanged on iBGP"
+    );
+}
+
+#[test]
+fn well_known_communities_are_honoured() {
+    for (c, to_ebgp, to_ibgp) in [
+        (Community::NO_EXPORT, false, true),
+        (Community::NO_EXPORT_SUBCONFED, false, true),
+        (Community::NO_ADVERTISE, false, false),
+        (Community::new(1, 1), true, true),
+    ] {
+        let mut rib = Rib::new(cfg());
+        let e = rib.add_peer(peer(65002, 3));
+        let i = rib.add_peer(peer(65000, 4));
+        up(&mut rib, e);
+        up(&mut rib, i);
+        let _ = drain_updates(&mut rib, e);
+        let _ = drain_updates(&mut rib, i);
+        let ra = RouteAttributes::new(PathAttributes {
+            communities: Some(Communities::new([c])),
+            ..attrs(&[])
+        });
+        let _ = rib.announce(V4, p("192.0.2.0/24"), ra);
+        assert_eq!(rib.adj_rib_out(e).unwrap().pending() == 1, to_ebgp, "{c}");
+        assert_eq!(rib.adj_rib_out(i).unwrap().pending() == 1, to_ibgp, "{c}");
+    }
+}
+
+#[test]
+fn otc_roles() {
+    let mut rib = Rib::new(cfg());
+    let mut from_provider = peer(65001, 2);
+    from_provider.local_role = Some(Role::Customer);
+    let mut from_customer = peer(65003, 4);
+    from_customer.local_role = Some(Role::Provider);
+    let mut to_peer = peer(65002, 3);
+    to_peer.local_role = Some(Role::Peer);
+    let prov = rib.add_peer(from_provider);
+    let cust = rib.add_peer(from_customer);
+    let lateral = rib.add_peer(to_peer);
+    up(&mut rib, lateral);
+    up(&mut rib, cust);
+    let _ = drain_updates(&mut rib, lateral);
+    let _ = drain_updates(&mut rib, cust);
+    // From a provider: OTC added on ingress; not sent to a peer, sent to a customer.
+    let _ = rib.apply_update(prov, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
+    assert_eq!(
+        rib.loc_rib()
+            .best(V4, &p("10.0.0.0/8"))
+            .unwrap()
+            .attrs
+            .attrs
+            .otc,
+        Some(Asn(65001))
+    );
+    assert_eq!(rib.adj_rib_out(lateral).unwrap().pending(), 0);
+    assert_eq!(rib.adj_rib_out(cust).unwrap().pending(), 1);
+    // From a customer with OTC set: a leak, dropped.
+    let leak = PathAttributes {
+        otc: Some(Asn(64999)),
+        ..attrs(&[65003])
+    };
+    let ch = rib.apply_update(cust, &upd(leak, &["11.0.0.0/8"], &[]));
+    assert!(ch.adj_in.is_empty());
+    // From a customer without OTC: to the peer, with OTC = our AS.
+    let _ = rib.apply_update(cust, &upd(attrs(&[65003]), &["12.0.0.0/8"], &[]));
+    let (_, us) = drain_updates(&mut rib, lateral);
+    let u = us.iter().find(|u| !u.nlri.is_empty()).unwrap();
+    assert_eq!(u.attributes.otc, Some(Asn(65000)));
+}
+
+#[test]
+fn slow_peer_gets_each_prefix_once_in_its_latest_state() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2));
+    let b = rib.add_peer(peer(65002, 3));
+    up(&mut rib, b);
+    let _ = drain_updates(&mut rib, b);
+    for i in 0..5u32 {
+        let _ = rib.apply_update(
+            a,
+            &upd(attrs(&[65001, i + 1]), &["10.0.0.0/8", "11.0.0.0/8"], &[]),
+        );
+    }
+    assert_eq!(rib.adj_rib_out(b).unwrap().pending(), 2);
+    let (d, us) = drain_updates(&mut rib, b);
+    assert_eq!((d.messages, d.announced), (1, 2));
+    assert_eq!(
+        us[0].attributes.as_path.as_ref().unwrap().to_string(),
+        "65000 65001 5"
+    );
+    // Announced then withdrawn before a drain: nothing to send.
+    let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["12.0.0.0/8"], &[]));
+    let _ = rib.apply_update(a, &upd(PathAttributes::default(), &[], &["12.0.0.0/8"]));
+    let (d, _) = drain_updates(&mut rib, b);
+    assert_eq!(d.messages, 0);
+    // Withdrawals are packed too.
+    let _ = rib.apply_update(
+        a,
+        &upd(
+            PathAttributes::default(),
+            &[],
+            &["10.0.0.0/8", "11.0.0.0/8"],
+        ),
+    );
+    let (d, us) = drain_updates(&mut rib, b);
+    assert_eq!((d.messages, d.withdrawn), (1, 2));
+    assert_eq!(us[0].withdrawn.count(), 2);
+}
+
+#[test]
+fn initial_table_is_packed_then_end_of_rib() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2));
+    let prefixes: Vec<String> = (0..3000u32)
+        .map(|i| format!("10.{}.{}.0/24", i / 256, i % 256))
+        .collect();
+    let refs: Vec<&str> = prefixes.iter().map(|s| s.as_str()).collect();
+    for chunk in refs.chunks(500) {
+        let _ = rib.apply_update(a, &upd(attrs(&[65001]), chunk, &[]));
+    }
+    let b = rib.add_peer(peer(65002, 3));
+    up(&mut rib, b);
+    let (d, us) = drain_updates(&mut rib, b);
+    assert_eq!(d.announced, 3000);
+    assert_eq!(d.end_of_rib, vec![V4, AfiSafi::IPV6_UNICAST]);
+    assert_eq!(us.iter().map(|u| u.nlri.count()).sum::<usize>(), 3000);
+    // 3000 prefixes of 4 octets: three full messages, then the two markers.
+    assert_eq!(us.len(), 5);
+    assert_eq!(us[us.len() - 2].end_of_rib(), Some(V4));
+    assert_eq!(us[us.len() - 1].end_of_rib(), Some(AfiSafi::IPV6_UNICAST));
+}
+
+// ---- proptest: everything announced then withdrawn leaves nothing ----
+
+fn arb_prefix() -> impl Strategy<Value = IpNet> {
+    (0u32..64, 8u8..=24).prop_map(|(a, l)| {
+        IpNet::V4(ipnet::Ipv4Net::new(Ipv4Addr::from(a << 24 | a << 8), l).unwrap()).trunc()
+    })
+}
+
+fn arb_route_attrs() -> impl Strategy<Value = PathAttributes> {
+    (
+        proptest::collection::vec(65001u32..65004, 1..4),
+        proptest::option::of(0u32..3),
+        any::<bool>(),
+    )
+        .prop_map(|(path, med, comm)| PathAttributes {
+            med,
+            communities: comm.then(|| Communities::new([Community::new(1, 2)])),
+            ..attrs(&path)
+        })
+}
+
+proptest! {
+    #[test]
+    fn announce_then_withdraw_leaves_nothing(
+        ops in proptest::collection::vec(
+            (0usize..3, arb_route_attrs(), proptest::collection::vec(arb_prefix(), 0..6), proptest::collection::vec(arb_prefix(), 0..3)),
+            1..30,
+        ),
+        local in proptest::collection::vec((arb_prefix(), arb_route_attrs()), 0..5),
+    ) {
+        let mut rib = Rib::new(cfg());
+        let peers: Vec<SourceId> = (0..3u8).map(|i| rib.add_peer(peer(65001 + u32::from(i), i + 2))).collect();
+        let out = rib.add_peer(peer(65010, 20));
+        up(&mut rib, out);
+        let mut announced: Vec<(SourceId, IpNet)> = Vec::new();
+        for (who, a, ann, wd) in &ops {
+            let to_str = |v: &Vec<IpNet>| v.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+            let (ann_s, wd_s) = (to_str(ann), to_str(wd));
+            let ann_r: Vec<&str> = ann_s.iter().map(|s| s.as_str()).collect();
+            let wd_r: Vec<&str> = wd_s.iter().map(|s| s.as_str()).collect();
+            let _ = rib.apply_update(peers[*who], &upd(a.clone(), &ann_r, &wd_r));
+            announced.extend(ann.iter().map(|p| (peers[*who], *p)));
+            if *who == 0 {
+                let _ = rib.drain(out, &mut BytesMut::new());
+            }
+        }
+        for (pfx, a) in &local {
+            let _ = rib.announce(V4, *pfx, RouteAttributes::new(a.clone()));
+        }
+        prop_assert!(rib.attribute_sets() > 0 || announced.is_empty() && local.is_empty());
+        for (who, pfx) in announced {
+            let s = pfx.to_string();
+            let _ = rib.apply_update(who, &upd(PathAttributes::default(), &[], &[s.as_str()]));
+        }
+        for (pfx, _) in &local {
+            let _ = rib.withdraw(V4, *pfx);
+        }
+        let _ = rib.drain(out, &mut BytesMut::new());
+        rib.sweep();
+        prop_assert!(rib.loc_rib().is_empty());
+        for id in peers.iter().chain([&out]) {
+            prop_assert!(rib.adj_rib_in(*id).unwrap().is_empty());
+            prop_assert_eq!(rib.adj_rib_out(*id).unwrap().pending(), 0);
+            prop_assert_eq!(rib.adj_rib_out(*id).unwrap().told_count(V4), 0);
+        }
+        prop_assert_eq!(rib.attribute_sets(), 0);
+    }
+}
