@@ -6,10 +6,10 @@
 
 use std::hint::black_box;
 
-use bgp_testkit::wire::{attributes, encode_table};
+use bgp_testkit::wire::{attributes, decode_all, decode_all_messages, encode_table, framing_walk};
 use bgp_testkit::{Table, TableSpec};
-use bgp_wire::{AfiSafi, Context, Message, NextHop, Nlri, check_header, pack_announce};
-use bytes::{Bytes, BytesMut};
+use bgp_wire::{AfiSafi, Context, NextHop, Nlri, pack_announce};
+use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn scale() -> usize {
@@ -17,99 +17,6 @@ fn scale() -> usize {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1)
-}
-
-/// Full decode of every message, visiting every prefix and every attribute value.
-fn decode_all(stream: &Bytes, ctx: &Context) -> u64 {
-    let mut sum = 0u64;
-    let mut pos = 0;
-    while pos < stream.len() {
-        let h = match check_header(&stream[pos..], ctx.max_message_len) {
-            Ok(Some(h)) => h,
-            _ => panic!("bad stream at {pos}"),
-        };
-        let body = stream.slice(pos + 19..pos + h.len);
-        pos += h.len;
-        let Ok(Message::Update(u)) = Message::decode_body(h, body, ctx) else {
-            panic!("not an update");
-        };
-        for (_, n) in u.announced().chain(u.withdrawn_all()) {
-            sum += u64::from(n.prefix.prefix_len());
-        }
-        let a = &u.attributes;
-        if let Some(p) = &a.as_path {
-            sum += p.asns().map(|x| u64::from(x.0)).sum::<u64>();
-        }
-        if let Some(c) = &a.communities {
-            sum += c.iter().map(|x| u64::from(x.0)).sum::<u64>();
-        }
-        if let Some(c) = &a.large_communities {
-            sum += c.iter().count() as u64;
-        }
-        sum += u64::from(a.med.unwrap_or(0)) + u64::from(a.origin.map_or(0, |o| o.code()));
-        sum += a.next_hop.map_or(0, |n| u64::from(n.to_bits()));
-        if let Some(r) = &u.mp_reach {
-            sum += match r.next_hop {
-                NextHop::Ipv6(a) => a.segments()[7].into(),
-                _ => 0,
-            };
-        }
-    }
-    sum
-}
-
-/// The framing-only baseline: reads each header, skips the withdrawn routes and attribute
-/// headers (looking inside MP_REACH_NLRI only to find its NLRI), and reads every prefix length.
-/// Returns the number of prefixes. This is the floor any full decode is compared with.
-fn framing_walk(stream: &[u8]) -> usize {
-    let mut prefixes = 0;
-    let mut pos = 0;
-    while pos + 19 <= stream.len() {
-        let len = usize::from(u16::from_be_bytes([stream[pos + 16], stream[pos + 17]]));
-        let msg = &stream[pos..pos + len];
-        pos += len;
-        if msg[18] != 2 {
-            continue;
-        }
-        let body = &msg[19..];
-        let wlen = usize::from(u16::from_be_bytes([body[0], body[1]]));
-        prefixes += count_prefixes(&body[2..2 + wlen]);
-        let alen = usize::from(u16::from_be_bytes([body[2 + wlen], body[3 + wlen]]));
-        let attrs = &body[4 + wlen..4 + wlen + alen];
-        let mut a = 0;
-        while a < attrs.len() {
-            let flags = attrs[a];
-            let code = attrs[a + 1];
-            let (vlen, hdr) = if flags & 0x10 != 0 {
-                (
-                    usize::from(u16::from_be_bytes([attrs[a + 2], attrs[a + 3]])),
-                    4,
-                )
-            } else {
-                (usize::from(attrs[a + 2]), 3)
-            };
-            let v = &attrs[a + hdr..a + hdr + vlen];
-            if code == 14 {
-                let nhl = usize::from(v[3]);
-                prefixes += count_prefixes(&v[5 + nhl..]);
-            } else if code == 15 {
-                prefixes += count_prefixes(&v[3..]);
-            }
-            a += hdr + vlen;
-        }
-        prefixes += count_prefixes(&body[4 + wlen + alen..]);
-    }
-    prefixes
-}
-
-fn count_prefixes(mut nlri: &[u8]) -> usize {
-    let mut n = 0;
-    while let Some((&bits, rest)) = nlri.split_first() {
-        let bytes = usize::from(bits).div_ceil(8);
-        nlri = &rest[bytes..];
-        n += 1;
-    }
-    n
 }
 
 fn encode_all(table: &Table, ctx: &Context, out: &mut BytesMut) -> usize {
@@ -155,12 +62,19 @@ fn benches(c: &mut Criterion) {
         prefixes as f64 / encoded.updates as f64
     );
     assert_eq!(framing_walk(&stream), encoded.prefixes);
+    assert_eq!(
+        decode_all(&stream, &ctx),
+        decode_all_messages(&stream, &ctx)
+    );
 
     let mut g = c.benchmark_group("wire");
     g.sample_size(20);
     g.throughput(Throughput::Elements(prefixes));
     g.bench_function("decode_full_table", |b| {
         b.iter(|| black_box(decode_all(&stream, &ctx)))
+    });
+    g.bench_function("decode_full_table_message", |b| {
+        b.iter(|| black_box(decode_all_messages(&stream, &ctx)))
     });
     g.bench_function("framing_walk_full_table", |b| {
         b.iter(|| black_box(framing_walk(black_box(&stream))))

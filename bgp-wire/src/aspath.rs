@@ -7,7 +7,9 @@
 
 use std::fmt;
 
-use bytes::{BufMut, BytesMut};
+use std::ops::Range;
+
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::buf::Buf;
 
@@ -38,6 +40,7 @@ impl SegmentType {
     }
 
     /// The type for a wire code, if defined.
+    #[inline]
     pub fn from_code(code: u8) -> Option<Self> {
         Some(match code {
             1 => SegmentType::AsSet,
@@ -76,6 +79,7 @@ pub struct SegmentRef<'a> {
 
 impl<'a> SegmentRef<'a> {
     /// The AS numbers of the segment.
+    #[inline]
     pub fn asns(self) -> impl Iterator<Item = Asn> + 'a {
         self.raw
             .chunks_exact(4)
@@ -83,11 +87,13 @@ impl<'a> SegmentRef<'a> {
     }
 
     /// The number of AS numbers in the segment.
+    #[inline]
     pub fn len(&self) -> usize {
         self.raw.len() / 4
     }
 
     /// Whether the segment is empty (never true for a decoded path).
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.raw.is_empty()
     }
@@ -149,28 +155,59 @@ impl AsPath {
 
     /// Parses an attribute value with 4-octet (`four_octet`) or 2-octet AS numbers. Checks
     /// RFC 7606 §7.2: a defined segment type, a non-zero count, no overrun or underrun.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn decode(value: Buf, four_octet: bool) -> Result<Self, MalformedPath> {
-        let width = if four_octet { 4 } else { 2 };
-        let mut pos = 0usize;
-        let n = value.len();
-        while pos < n {
-            let (Some(&ty), Some(&count)) = (value.get(pos), value.get(pos + 1)) else {
-                return Err(MalformedPath { at: pos });
-            };
-            if SegmentType::from_code(ty).is_none() || count == 0 {
-                return Err(MalformedPath { at: pos });
-            }
-            let end = pos + 2 + usize::from(count) * width;
-            if end > n {
-                return Err(MalformedPath { at: pos });
-            }
-            pos = end;
-        }
+        validate(&value, four_octet)?;
+        Ok(Self::from_validated(value, four_octet))
+    }
+
+    /// [`AsPath::decode`] of `body[range]`, validated before anything is copied.
+    #[inline(always)]
+    pub(crate) fn decode_slice(
+        body: &Bytes,
+        range: Range<usize>,
+        four_octet: bool,
+    ) -> Result<Self, MalformedPath> {
+        let value = body.get(range.clone()).unwrap_or(&[]);
+        validate(value, four_octet)?;
         if four_octet {
-            return Ok(AsPath { raw: value });
+            return Ok(AsPath {
+                raw: Buf::slice_of(body, range),
+            });
         }
-        // Widen every ASN to 4 octets: the canonical form.
-        let mut out = BytesMut::with_capacity(n * 2);
+        Ok(Self::widen(value))
+    }
+
+    /// [`AsPath::decode_slice`] into `slot`, built in place.
+    #[inline(always)]
+    pub(crate) fn decode_slice_into(
+        slot: &mut Option<AsPath>,
+        body: &Bytes,
+        range: Range<usize>,
+        four_octet: bool,
+    ) -> Result<(), MalformedPath> {
+        let value = body.get(range.clone()).unwrap_or(&[]);
+        validate(value, four_octet)?;
+        if four_octet {
+            slot.insert(AsPath::empty()).raw.set_slice_of(body, range);
+        } else {
+            *slot = Some(Self::widen(value));
+        }
+        Ok(())
+    }
+
+    /// The canonical form of a validated value.
+    fn from_validated(value: Buf, four_octet: bool) -> Self {
+        if four_octet {
+            return AsPath { raw: value };
+        }
+        Self::widen(&value)
+    }
+
+    /// A validated 2-octet path with every ASN widened to 4 octets: the canonical form.
+    #[inline(never)]
+    fn widen(value: &[u8]) -> Self {
+        let mut out = BytesMut::with_capacity(value.len() * 2);
         let mut pos = 0usize;
         while let (Some(&ty), Some(&count)) = (value.get(pos), value.get(pos + 1)) {
             out.put_u8(ty);
@@ -183,9 +220,9 @@ impl AsPath {
             }
             pos += 2 + usize::from(count) * 2;
         }
-        Ok(AsPath {
+        AsPath {
             raw: Buf::from_bytes_mut(out),
-        })
+        }
     }
 
     /// Writes the attribute value for a 4-octet or a 2-octet session (every ASN that does not
@@ -214,6 +251,7 @@ impl AsPath {
     }
 
     /// The canonical bytes (4-octet segments).
+    #[inline]
     pub fn raw(&self) -> &[u8] {
         &self.raw
     }
@@ -226,11 +264,13 @@ impl AsPath {
     }
 
     /// Whether the path has no segments.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.raw.is_empty()
     }
 
     /// The segments, in order.
+    #[inline]
     pub fn segments(&self) -> Segments<'_> {
         Segments {
             buf: self.raw.as_slice(),
@@ -238,12 +278,17 @@ impl AsPath {
     }
 
     /// Every AS number, in path order, whatever its segment.
+    #[inline]
     pub fn asns(&self) -> impl Iterator<Item = Asn> + '_ {
-        self.segments().flat_map(|s| s.asns())
+        Asns {
+            seg: &[],
+            rest: self.raw.as_slice(),
+        }
     }
 
     /// The path length for best-path selection (RFC 4271 §9.1.2.2 a; RFC 5065 §5.3): an
     /// AS_SET counts 1 whatever its size, confederation segments count 0.
+    #[inline]
     pub fn len_for_best_path(&self) -> usize {
         self.segments()
             .map(|s| match s.kind {
@@ -409,6 +454,75 @@ impl fmt::Display for AsPath {
     }
 }
 
+/// RFC 7606 §7.2 checks of an AS_PATH or AS4_PATH value: every segment of a defined type,
+/// with a non-zero count, neither overrunning nor underrunning the value.
+#[inline]
+fn validate(value: &[u8], four_octet: bool) -> Result<(), MalformedPath> {
+    let width = if four_octet { 4 } else { 2 };
+    let mut pos = 0usize;
+    let n = value.len();
+    while pos < n {
+        let (Some(&ty), Some(&count)) = (value.get(pos), value.get(pos + 1)) else {
+            return Err(MalformedPath { at: pos });
+        };
+        if !(1..=4).contains(&ty) || count == 0 {
+            return Err(MalformedPath { at: pos });
+        }
+        let end = pos + 2 + usize::from(count) * width;
+        if end > n {
+            return Err(MalformedPath { at: pos });
+        }
+        pos = end;
+    }
+    Ok(())
+}
+
+/// Every AS number of a path, in order: the segments walked in place.
+#[derive(Clone, Debug)]
+struct Asns<'a> {
+    /// The AS numbers left in the current segment.
+    seg: &'a [u8],
+    /// The segments after it.
+    rest: &'a [u8],
+}
+
+impl Iterator for Asns<'_> {
+    type Item = Asn;
+
+    #[inline]
+    fn next(&mut self) -> Option<Asn> {
+        loop {
+            if let Some((a, seg)) = self.seg.split_first_chunk::<4>() {
+                self.seg = seg;
+                return Some(Asn(u32::from_be_bytes(*a)));
+            }
+            let (&[ty, count], rest) = self.rest.split_first_chunk::<2>()?;
+            SegmentType::from_code(ty)?;
+            let (seg, rest) = rest.split_at_checked(usize::from(count) * 4)?;
+            self.seg = seg;
+            self.rest = rest;
+        }
+    }
+
+    #[inline]
+    fn fold<B, F: FnMut(B, Asn) -> B>(self, init: B, mut f: F) -> B {
+        let be = |c: &[u8]| Asn(u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+        let mut acc = self.seg.chunks_exact(4).map(be).fold(init, &mut f);
+        let mut rest = self.rest;
+        while let Some((&[ty, count], tail)) = rest.split_first_chunk::<2>() {
+            if SegmentType::from_code(ty).is_none() {
+                break;
+            }
+            let Some((seg, tail)) = tail.split_at_checked(usize::from(count) * 4) else {
+                break;
+            };
+            acc = seg.chunks_exact(4).map(be).fold(acc, &mut f);
+            rest = tail;
+        }
+        acc
+    }
+}
+
 /// Iterator over the segments of an [`AsPath`].
 #[derive(Clone, Debug)]
 pub struct Segments<'a> {
@@ -418,6 +532,7 @@ pub struct Segments<'a> {
 impl<'a> Iterator for Segments<'a> {
     type Item = SegmentRef<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<SegmentRef<'a>> {
         let (&[ty, count], rest) = self.buf.split_first_chunk::<2>()?;
         let (raw, rest) = rest.split_at_checked(usize::from(count) * 4)?;

@@ -2,16 +2,14 @@
 //!
 //! [`PathAttributes`] holds one field per attribute this codec interprets plus the unknown
 //! ones as raw bytes. It carries no NLRI (MP_REACH_NLRI and MP_UNREACH_NLRI live in
-//! [`crate::update::Update`]), so a RIB can intern it: it is `Eq + Hash` and cheap to clone
-//! (short variable-length values are held inline, long ones as `Bytes` slices of the
-//! received message; [`PathAttributes::detached`] copies those out).
+//! [`Update`](crate::Update)), so a RIB can intern it: it is `Eq + Hash` and cheap to clone
+//! (the variable-length values are `Bytes` slices of the received message).
 
 use std::net::Ipv4Addr;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::aspath::AsPath;
-use crate::buf::Buf;
 use crate::community::{ClusterList, Communities, ExtCommunities, LargeCommunities};
 use crate::context::Context;
 use crate::error::{DecodeError, EncodeError, ErrorKind, Rfc7606Action};
@@ -85,6 +83,7 @@ pub enum Origin {
 
 impl Origin {
     /// The wire value.
+    #[inline]
     pub fn code(self) -> u8 {
         match self {
             Origin::Igp => 0,
@@ -94,6 +93,7 @@ impl Origin {
     }
 
     /// The origin for a wire value, if defined.
+    #[inline]
     pub fn from_code(v: u8) -> Option<Self> {
         Some(match v {
             0 => Origin::Igp,
@@ -193,6 +193,42 @@ impl PathAttributes {
     /// No attributes.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Removes every attribute, keeping the capacity of `unknown`.
+    #[inline]
+    pub(crate) fn clear(&mut self) {
+        // Field by field: resetting an `Option` writes its discriminant only.
+        let PathAttributes {
+            origin,
+            as_path,
+            next_hop,
+            med,
+            local_pref,
+            atomic_aggregate,
+            aggregator,
+            communities,
+            originator_id,
+            cluster_list,
+            ext_communities,
+            large_communities,
+            otc,
+            unknown,
+        } = self;
+        *origin = None;
+        *as_path = None;
+        *next_hop = None;
+        *med = None;
+        *local_pref = None;
+        *atomic_aggregate = false;
+        *aggregator = None;
+        *communities = None;
+        *originator_id = None;
+        *cluster_list = None;
+        *ext_communities = None;
+        *large_communities = None;
+        *otc = None;
+        unknown.clear();
     }
 
     /// Whether no attribute is present.
@@ -449,7 +485,7 @@ pub(crate) fn field_name(code: u8) -> &'static str {
 
 /// The Optional and Transitive bits an attribute must carry, and what RFC 7606 prescribes
 /// when it is malformed (§7.1-§7.14, RFC 6793 §6, RFC 8092 §5, RFC 9234 §5).
-fn spec(code: u8) -> Option<(u8, Rfc7606Action)> {
+const fn spec(code: u8) -> Option<(u8, Rfc7606Action)> {
     use Rfc7606Action::*;
     Some(match code {
         tc::ORIGIN | tc::AS_PATH | tc::NEXT_HOP | tc::LOCAL_PREF => (TRANSITIVE, TreatAsWithdraw),
@@ -464,6 +500,33 @@ fn spec(code: u8) -> Option<(u8, Rfc7606Action)> {
         tc::MP_REACH_NLRI | tc::MP_UNREACH_NLRI => (OPTIONAL, SessionReset),
         _ => return None,
     })
+}
+
+/// [`spec`] for every type code, one octet each: the required Optional and Transitive bits,
+/// plus the action in the low bits (0 for a type code this codec does not interpret).
+const SPEC: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = match spec(i as u8) {
+            Some((want, Rfc7606Action::AttributeDiscard)) => want | 1,
+            Some((want, Rfc7606Action::TreatAsWithdraw)) => want | 2,
+            Some((want, Rfc7606Action::SessionReset)) => want | 3,
+            None => 0,
+        };
+        i += 1;
+    }
+    t
+};
+
+/// The action encoded in a [`SPEC`] entry (which must not be 0).
+#[cold]
+fn spec_action(entry: u8) -> Rfc7606Action {
+    match entry & 3 {
+        1 => Rfc7606Action::AttributeDiscard,
+        2 => Rfc7606Action::TreatAsWithdraw,
+        _ => Rfc7606Action::SessionReset,
+    }
 }
 
 /// A 256-bit set of attribute type codes.
@@ -496,27 +559,35 @@ pub(crate) struct BlockInfo {
     pub(crate) seen: Seen,
     /// Parsing stopped early at a length overrun or underrun (RFC 7606 §4).
     pub(crate) stopped: bool,
+    /// Type codes whose repetition has been reported already.
+    pub(crate) dup_reported: Seen,
 }
 
-/// One attribute's position, for error reports.
-struct At<'a> {
-    body: &'a Bytes,
+/// An error whose NOTIFICATION data is the whole attribute, `body[from + start..from + end]`
+/// (RFC 4271 §6.3), at offset `base + start` in the message.
+#[cold]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn attr_err(
+    body: &Bytes,
     from: usize,
     base: usize,
     start: usize,
     end: usize,
+    kind: ErrorKind,
+    code: u8,
+    action: Rfc7606Action,
+) -> DecodeError {
+    DecodeError::new(kind, field_name(code), base + start)
+        .with_data(body.slice(from + start..from + end))
+        .with_action(action)
 }
 
-impl At<'_> {
-    /// An error whose NOTIFICATION data is the whole attribute (RFC 4271 §6.3).
-    fn err(&self, kind: ErrorKind, code: u8, action: Rfc7606Action) -> DecodeError {
-        DecodeError::new(kind, field_name(code), self.base + self.start)
-            .with_data(
-                self.body
-                    .slice(self.from + self.start..self.from + self.end),
-            )
-            .with_action(action)
-    }
+/// A duplicate attribute (RFC 7606 §3 (g), (h)).
+#[cold]
+#[inline(never)]
+fn duplicate(code: u8, at: usize) -> DecodeError {
+    DecodeError::new(ErrorKind::MalformedAttributeList, field_name(code), at)
 }
 
 /// Decodes the path attributes field (RFC 4271 §4.3) with RFC 7606 error handling. Session
@@ -524,7 +595,9 @@ impl At<'_> {
 /// recorded in the result.
 ///
 /// The block is `body[from..to]`; `base` is the offset of `body[from]` in the message. The
-/// attributes, MP_REACH_NLRI / MP_UNREACH_NLRI and the errors go into `u`.
+/// attributes, MP_REACH_NLRI / MP_UNREACH_NLRI and the errors go into `u`, what else was
+/// found into `d` (written in place rather than returned: it is hot and 40 octets).
+#[inline]
 pub(crate) fn decode_block(
     body: &Bytes,
     from: usize,
@@ -532,44 +605,17 @@ pub(crate) fn decode_block(
     base: usize,
     ctx: &Context,
     u: &mut Update,
-) -> Result<BlockInfo, DecodeError> {
-    let mut d = BlockInfo::default();
-    let mut dup_reported = Seen::default();
+    d: &mut BlockInfo,
+) -> Result<(), DecodeError> {
     let buf: &[u8] = body.get(from..to).unwrap_or(&[]);
     let mut as4_path: Option<AsPath> = None;
     let mut as4_aggregator: Option<Aggregator> = None;
+    let four = ctx.four_octet_as;
     let n = buf.len();
     let mut pos = 0usize;
-    // Fast path for the usual opening, well-formed ORIGIN, AS_PATH, NEXT_HOP in that order
-    // (as every common implementation sends them): straight-line code, no dispatch. Anything
-    // else, malformed or not, is left to the general loop below.
-    if let Some(&[0x40, tc::ORIGIN, 1, v]) = buf.get(..4) {
-        if let Some(o) = Origin::from_code(v) {
-            u.attributes.origin = Some(o);
-            d.seen.insert(tc::ORIGIN);
-            pos = 4;
-            if let Some(&[0x40, tc::AS_PATH, l]) = buf.get(pos..pos + 3) {
-                let end = pos + 3 + usize::from(l);
-                if end <= n {
-                    let value = Buf::slice_of(body, from + pos + 3..from + end);
-                    if let Ok(p) = AsPath::decode(value, ctx.four_octet_as) {
-                        u.attributes.as_path = Some(p);
-                        d.seen.insert(tc::AS_PATH);
-                        pos = end;
-                        if let Some(&[0x40, tc::NEXT_HOP, 4, a, b, c, e]) = buf.get(pos..pos + 7) {
-                            u.attributes.next_hop = Some(Ipv4Addr::new(a, b, c, e));
-                            d.seen.insert(tc::NEXT_HOP);
-                            pos += 7;
-                        }
-                    }
-                }
-            }
-        }
-    }
     while pos < n {
         let start = pos;
-        let hdr = buf.get(pos..pos + 3).unwrap_or(&[]);
-        let &[fl, code, l0] = hdr else {
+        let Some(&[fl, code, l0]) = buf.get(pos..).and_then(|b| b.first_chunk::<3>()) else {
             // RFC 7606 §4: fewer octets left than an attribute header.
             u.errors.push(underrun(body, from, to, base, start));
             d.stopped = true;
@@ -587,69 +633,58 @@ pub(crate) fn decode_block(
         };
         let vstart = pos + hlen;
         let end = vstart + len;
-        if end > n {
+        let Some(value) = buf.get(vstart..end) else {
             // RFC 7606 §4: the attribute overruns the Total Path Attribute Length.
             let action = if matches!(code, tc::MP_REACH_NLRI | tc::MP_UNREACH_NLRI) {
                 Rfc7606Action::SessionReset
             } else {
                 Rfc7606Action::TreatAsWithdraw
             };
-            let at = At {
+            let e = attr_err(
                 body,
                 from,
                 base,
                 start,
-                end: n,
-            };
-            let e = at.err(ErrorKind::AttributeLength(code), code, action);
+                n,
+                ErrorKind::AttributeLength(code),
+                code,
+                action,
+            );
             if action == Rfc7606Action::SessionReset {
                 return Err(e);
             }
             u.errors.push(e);
             d.stopped = true;
             break;
-        }
-        pos = end;
-        let value: &[u8] = buf.get(vstart..end).unwrap_or(&[]);
-        let value_bytes = || body.slice(from + vstart..from + end);
-        let value_buf = || Buf::slice_of(body, from + vstart..from + end);
-        let at = At {
-            body,
-            from,
-            base,
-            start,
-            end,
         };
+        pos = end;
+        // Errors are built out of line, only when one is found.
+        macro_rules! err {
+            ($kind:expr, $action:expr) => {
+                attr_err(body, from, base, start, end, $kind, code, $action)
+            };
+        }
         if !d.seen.insert(code) {
             // RFC 7606 §3 (g), (h).
+            let e = duplicate(code, base + start);
             if matches!(code, tc::MP_REACH_NLRI | tc::MP_UNREACH_NLRI) {
-                return Err(DecodeError::new(
-                    ErrorKind::MalformedAttributeList,
-                    field_name(code),
-                    base + start,
-                ));
+                return Err(e);
             }
-            // One report per type code: a message full of repeats must not turn into a
-            // list of errors many times its size.
-            if dup_reported.insert(code) {
-                u.errors.push(
-                    DecodeError::new(
-                        ErrorKind::MalformedAttributeList,
-                        field_name(code),
-                        base + start,
-                    )
-                    .with_action(Rfc7606Action::AttributeDiscard),
-                );
+            // One report per type code: a message full of repeats must not turn into a list
+            // of errors many times its size.
+            if d.dup_reported.insert(code) {
+                u.errors
+                    .push(e.with_action(Rfc7606Action::AttributeDiscard));
             }
             continue;
         }
-        let Some((want, action)) = spec(code) else {
+        let entry = SPEC[usize::from(code)];
+        if entry == 0 {
             if fl & OPTIONAL == 0 {
                 // RFC 4271 §6.3: an unrecognized well-known attribute.
-                return Err(at.err(
+                return Err(err!(
                     ErrorKind::UnrecognizedWellKnownAttribute(code),
-                    code,
-                    Rfc7606Action::SessionReset,
+                    Rfc7606Action::SessionReset
                 ));
             }
             u.attributes.unknown.push(RawAttribute {
@@ -657,72 +692,58 @@ pub(crate) fn decode_block(
                 // Extended Length is recomputed when encoding.
                 flags: fl & (OPTIONAL | TRANSITIVE | PARTIAL),
                 type_code: code,
-                value: value_bytes(),
+                value: body.slice(from + vstart..from + end),
             });
             continue;
-        };
-        if fl & (OPTIONAL | TRANSITIVE) != want {
+        }
+        if fl & (OPTIONAL | TRANSITIVE) != entry & (OPTIONAL | TRANSITIVE) {
             // RFC 7606 §3 (c).
-            let e = at.err(ErrorKind::AttributeFlags(code), code, action);
+            let action = spec_action(entry);
+            let e = err!(ErrorKind::AttributeFlags(code), action);
             if action == Rfc7606Action::SessionReset {
                 return Err(e);
             }
             u.errors.push(e);
             continue;
         }
-        let four = ctx.four_octet_as;
         let a = &mut u.attributes;
-        let bad_len = || at.err(ErrorKind::AttributeLength(code), code, action);
-        let result: Result<(), DecodeError> = match code {
+        // `Err(kind)`: the attribute is malformed; the RFC 7606 action is in `entry`.
+        let result: Result<(), ErrorKind> = match code {
             tc::ORIGIN => match value {
                 &[v] => match Origin::from_code(v) {
                     Some(o) => {
                         a.origin = Some(o);
                         Ok(())
                     }
-                    None => Err(at.err(ErrorKind::InvalidOrigin(v), code, action)),
+                    None => Err(ErrorKind::InvalidOrigin(v)),
                 },
-                _ => Err(bad_len()),
+                _ => Err(ErrorKind::AttributeLength(code)),
             },
-            tc::AS_PATH => match AsPath::decode(value_buf(), four) {
-                Ok(p) => {
-                    a.as_path = Some(p);
-                    Ok(())
+            tc::AS_PATH => {
+                if AsPath::decode_slice_into(&mut a.as_path, body, from + vstart..from + end, four)
+                    .is_err()
+                {
+                    // No NOTIFICATION data for a malformed AS_PATH (RFC 4271 §6.3).
+                    u.errors.push(
+                        DecodeError::new(
+                            ErrorKind::MalformedAsPath,
+                            field_name(code),
+                            base + start,
+                        )
+                        .with_action(spec_action(entry)),
+                    );
                 }
-                Err(_) => Err(DecodeError::new(
-                    ErrorKind::MalformedAsPath,
-                    field_name(code),
-                    base + start,
-                )
-                .with_action(action)),
-            },
-            tc::NEXT_HOP => u32_value(value).map_or_else(
-                || Err(bad_len()),
-                |v| {
-                    a.next_hop = Some(Ipv4Addr::from(v));
-                    Ok(())
-                },
-            ),
-            tc::MULTI_EXIT_DISC => u32_value(value).map_or_else(
-                || Err(bad_len()),
-                |v| {
-                    a.med = Some(v);
-                    Ok(())
-                },
-            ),
-            tc::LOCAL_PREF => u32_value(value).map_or_else(
-                || Err(bad_len()),
-                |v| {
-                    a.local_pref = Some(v);
-                    Ok(())
-                },
-            ),
+                Ok(())
+            }
+            tc::NEXT_HOP => u32_value(value, code).map(|v| a.next_hop = Some(Ipv4Addr::from(v))),
+            tc::MULTI_EXIT_DISC => u32_value(value, code).map(|v| a.med = Some(v)),
+            tc::LOCAL_PREF => u32_value(value, code).map(|v| a.local_pref = Some(v)),
             tc::ATOMIC_AGGREGATE => {
                 if value.is_empty() {
                     a.atomic_aggregate = true;
                     Ok(())
                 } else {
-                    Err(bad_len())
+                    Err(ErrorKind::AttributeLength(code))
                 }
             }
             tc::AGGREGATOR => match (four, value) {
@@ -740,61 +761,67 @@ pub(crate) fn decode_block(
                     });
                     Ok(())
                 }
-                _ => Err(bad_len()),
+                _ => Err(ErrorKind::AttributeLength(code)),
             },
-            tc::COMMUNITIES => Communities::from_wire(value_buf()).map_or_else(
-                || Err(bad_len()),
-                |c| {
-                    a.communities = Some(c);
+            tc::COMMUNITIES => {
+                if Communities::from_wire_slice_into(
+                    &mut a.communities,
+                    body,
+                    from + vstart..from + end,
+                ) {
                     Ok(())
-                },
-            ),
-            tc::ORIGINATOR_ID => u32_value(value).map_or_else(
-                || Err(bad_len()),
-                |v| {
-                    a.originator_id = Some(Ipv4Addr::from(v));
+                } else {
+                    Err(ErrorKind::AttributeLength(code))
+                }
+            }
+            tc::ORIGINATOR_ID => {
+                u32_value(value, code).map(|v| a.originator_id = Some(Ipv4Addr::from(v)))
+            }
+            tc::CLUSTER_LIST => {
+                if ClusterList::from_wire_slice_into(
+                    &mut a.cluster_list,
+                    body,
+                    from + vstart..from + end,
+                ) {
                     Ok(())
-                },
-            ),
-            tc::CLUSTER_LIST => ClusterList::from_wire(value_buf()).map_or_else(
-                || Err(bad_len()),
-                |c| {
-                    a.cluster_list = Some(c);
+                } else {
+                    Err(ErrorKind::AttributeLength(code))
+                }
+            }
+            tc::EXTENDED_COMMUNITIES => {
+                if ExtCommunities::from_wire_slice_into(
+                    &mut a.ext_communities,
+                    body,
+                    from + vstart..from + end,
+                ) {
                     Ok(())
-                },
-            ),
-            tc::EXTENDED_COMMUNITIES => ExtCommunities::from_wire(value_buf()).map_or_else(
-                || Err(bad_len()),
-                |c| {
-                    a.ext_communities = Some(c);
+                } else {
+                    Err(ErrorKind::AttributeLength(code))
+                }
+            }
+            tc::LARGE_COMMUNITY => {
+                if LargeCommunities::from_wire_slice_into(
+                    &mut a.large_communities,
+                    body,
+                    from + vstart..from + end,
+                ) {
                     Ok(())
-                },
-            ),
-            tc::LARGE_COMMUNITY => LargeCommunities::from_wire(value_buf()).map_or_else(
-                || Err(bad_len()),
-                |c| {
-                    a.large_communities = Some(c);
-                    Ok(())
-                },
-            ),
-            tc::OTC => u32_value(value).map_or_else(
-                || Err(bad_len()),
-                |v| {
-                    a.otc = Some(Asn(v));
-                    Ok(())
-                },
-            ),
+                } else {
+                    Err(ErrorKind::AttributeLength(code))
+                }
+            }
+            tc::OTC => u32_value(value, code).map(|v| a.otc = Some(Asn(v))),
             tc::AS4_PATH => {
                 if four {
                     // RFC 6793 §4.1: a NEW speaker discards AS4_PATH from a NEW speaker.
                     Ok(())
                 } else {
-                    match AsPath::decode(value_buf(), true) {
+                    match AsPath::decode_slice(body, from + vstart..from + end, true) {
                         Ok(p) if !p.segments().any(|s| s.kind.is_confed()) => {
                             as4_path = Some(p);
                             Ok(())
                         }
-                        _ => Err(at.err(ErrorKind::MalformedAsPath, code, action)),
+                        _ => Err(ErrorKind::MalformedAsPath),
                     }
                 }
             }
@@ -810,36 +837,44 @@ pub(crate) fn decode_block(
                             });
                             Ok(())
                         }
-                        _ => Err(bad_len()),
+                        _ => Err(ErrorKind::AttributeLength(code)),
                     }
                 }
             }
             tc::MP_REACH_NLRI => {
-                u.mp_reach = Some(MpReach::decode(value_bytes(), base + vstart, ctx, &|k| {
-                    at.err(k, code, Rfc7606Action::SessionReset)
-                })?);
+                MpReach::decode_into(
+                    &mut u.mp_reach,
+                    body,
+                    from + vstart..from + end,
+                    base + vstart,
+                    ctx,
+                    &|k| err!(k, Rfc7606Action::SessionReset),
+                )?;
                 Ok(())
             }
             tc::MP_UNREACH_NLRI => {
                 u.mp_unreach = Some(MpUnreach::decode(
-                    value_bytes(),
+                    body,
+                    from + vstart..from + end,
                     base + vstart,
                     ctx,
-                    &|k| at.err(k, code, Rfc7606Action::SessionReset),
+                    &|k| err!(k, Rfc7606Action::SessionReset),
                 )?);
                 Ok(())
             }
             _ => Ok(()),
         };
-        if let Err(e) = result {
-            u.errors.push(e);
+        if let Err(kind) = result {
+            u.errors.push(err!(kind, spec_action(entry)));
         }
     }
-    if !ctx.four_octet_as {
+    if !four {
         merge_as4(&mut u.attributes, as4_path, as4_aggregator);
     }
-    u.attributes.unknown.sort_by_key(|a| a.type_code);
-    Ok(d)
+    if u.attributes.unknown.len() > 1 {
+        u.attributes.unknown.sort_by_key(|a| a.type_code);
+    }
+    Ok(())
 }
 
 /// RFC 6793 §4.2.3: rebuild AS_PATH and AGGREGATOR from their AS4_ counterparts.
@@ -866,6 +901,11 @@ fn underrun(body: &Bytes, from: usize, to: usize, base: usize, start: usize) -> 
     .with_action(Rfc7606Action::TreatAsWithdraw)
 }
 
-fn u32_value(v: &[u8]) -> Option<u32> {
-    Some(u32::from_be_bytes(v.try_into().ok()?))
+/// A four-octet value; anything else is an Attribute Length error for `code`.
+#[inline]
+fn u32_value(v: &[u8], code: u8) -> Result<u32, ErrorKind> {
+    match v {
+        &[a, b, c, d] => Ok(u32::from_be_bytes([a, b, c, d])),
+        _ => Err(ErrorKind::AttributeLength(code)),
+    }
 }

@@ -38,6 +38,15 @@ impl Buf {
         }
     }
 
+    /// Empties the value in place (for an inline value, by its length alone).
+    #[inline]
+    pub(crate) fn clear(&mut self) {
+        match self {
+            Buf::Inline { len, .. } => *len = 0,
+            Buf::Shared(_) => *self = Buf::new(),
+        }
+    }
+
     /// Copies a small slice inline; `None` if it is too large.
     #[inline]
     fn inline(s: &[u8]) -> Option<Self> {
@@ -57,31 +66,70 @@ impl Buf {
     /// request yields no bytes (callers check ranges first).
     #[inline]
     pub(crate) fn slice_of(body: &Bytes, range: Range<usize>) -> Self {
-        let Some(s) = body.get(range.clone()) else {
-            return Buf::new();
-        };
-        if s.len() <= INLINE {
+        let len = range.end.wrapping_sub(range.start);
+        if len <= INLINE {
             // A fixed-size copy of a window around the value when the buffer allows it: a
             // few vector moves instead of a variable-length memcpy.
-            let (from, start) = if range.start + INLINE <= body.len() {
-                (range.start, 0)
-            } else if range.end >= INLINE {
-                (range.end - INLINE, INLINE - s.len())
-            } else {
-                return Self::inline(s).unwrap_or_default();
-            };
-            if let Some(window) = body.get(from..from + INLINE) {
-                let mut data = [0u8; INLINE];
-                data.copy_from_slice(window);
+            if let Some(window) = body.get(range.start..).and_then(|t| t.first_chunk()) {
                 return Buf::Inline {
-                    start: start as u8,
-                    len: s.len() as u8,
-                    data,
+                    start: 0,
+                    len: len as u8,
+                    data: *window,
                 };
             }
-            return Self::inline(s).unwrap_or_default();
+            let before = range
+                .end
+                .checked_sub(INLINE)
+                .and_then(|f| body.get(f..range.end));
+            if let Some(window) = before.and_then(|t| t.first_chunk()) {
+                return Buf::Inline {
+                    start: (INLINE - len) as u8,
+                    len: len as u8,
+                    data: *window,
+                };
+            }
+            return body.get(range).and_then(Self::inline).unwrap_or_default();
+        }
+        if body.get(range.clone()).is_none() {
+            return Buf::new();
         }
         Buf::Shared(body.slice(range))
+    }
+
+    /// `*self = Buf::slice_of(body, range)`, written in place: each case stores straight into
+    /// `self` rather than through a temporary (whose copy would stall store forwarding).
+    #[inline(always)]
+    pub(crate) fn set_slice_of(&mut self, body: &Bytes, range: Range<usize>) {
+        let len = range.end.wrapping_sub(range.start);
+        if len <= INLINE {
+            if let Some(window) = body.get(range.start..).and_then(|t| t.first_chunk()) {
+                *self = Buf::Inline {
+                    start: 0,
+                    len: len as u8,
+                    data: *window,
+                };
+                return;
+            }
+            // A value at the end of the body (the NLRI field): the window that ends with it.
+            let before = range
+                .end
+                .checked_sub(INLINE)
+                .and_then(|f| body.get(f..range.end));
+            if let Some(window) = before.and_then(|t| t.first_chunk()) {
+                *self = Buf::Inline {
+                    start: (INLINE - len) as u8,
+                    len: len as u8,
+                    data: *window,
+                };
+                return;
+            }
+        }
+        *self = Self::slice_of_cold(body, range);
+    }
+
+    #[inline(never)]
+    fn slice_of_cold(body: &Bytes, range: Range<usize>) -> Self {
+        Self::slice_of(body, range)
     }
 
     /// An owned copy of a slice (inline, or one allocation).

@@ -6,7 +6,9 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
-use bytes::{BufMut, BytesMut};
+use std::ops::Range;
+
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::buf::Buf;
 
@@ -39,11 +41,42 @@ macro_rules! packed_list {
 
             /// Wraps an attribute value; `None` unless its length is a non-zero multiple of
             /// the value size (RFC 7606 §7).
+            #[allow(dead_code)]
             pub(crate) fn from_wire(raw: Buf) -> Option<Self> {
                 (!raw.is_empty() && raw.len() % $size == 0).then_some($name { raw })
             }
 
+            /// [`Self::from_wire_slice`] into `slot`, built in place; false (and `slot`
+            /// untouched) if the length is wrong.
+            #[inline(always)]
+            pub(crate) fn from_wire_slice_into(
+                slot: &mut Option<Self>,
+                body: &Bytes,
+                range: Range<usize>,
+            ) -> bool {
+                let len = range.end.wrapping_sub(range.start);
+                if len == 0 || len % $size != 0 || range.end < range.start {
+                    return false;
+                }
+                slot.insert(Self::default()).raw.set_slice_of(body, range);
+                true
+            }
+
+            /// [`Self::from_wire`] of `body[range]`, checked before anything is copied.
+            #[allow(dead_code)]
+            #[inline(always)]
+            pub(crate) fn from_wire_slice(body: &Bytes, range: Range<usize>) -> Option<Self> {
+                let len = range.end.checked_sub(range.start)?;
+                if len == 0 || len % $size != 0 {
+                    return None;
+                }
+                Some($name {
+                    raw: Buf::slice_of(body, range),
+                })
+            }
+
             /// The wire bytes.
+            #[inline]
             pub fn raw(&self) -> &[u8] {
                 &self.raw
             }
@@ -56,16 +89,19 @@ macro_rules! packed_list {
             }
 
             /// The number of values.
+            #[inline]
             pub fn len(&self) -> usize {
                 self.raw.len() / $size
             }
 
             /// Whether the list is empty.
+            #[inline]
             pub fn is_empty(&self) -> bool {
                 self.raw.is_empty()
             }
 
             /// The values, in wire order.
+            #[inline]
             pub fn iter(&self) -> $iter<'_> {
                 $iter {
                     inner: self.raw.as_slice().chunks_exact($size),
@@ -119,10 +155,12 @@ macro_rules! packed_list {
 
         impl Iterator for $iter<'_> {
             type Item = $item;
+            #[inline]
             fn next(&mut self) -> Option<$item> {
                 let from: fn(&[u8]) -> Option<$item> = $from;
                 from(self.inner.next()?)
             }
+            #[inline]
             fn size_hint(&self) -> (usize, Option<usize>) {
                 self.inner.size_hint()
             }
@@ -130,6 +168,7 @@ macro_rules! packed_list {
     };
 }
 
+#[inline]
 fn be32(c: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(c.get(..4)?.try_into().ok()?))
 }

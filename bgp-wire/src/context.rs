@@ -46,11 +46,13 @@ impl Context {
     }
 
     /// Whether received NLRI of this family carry path identifiers.
+    #[inline]
     pub fn receive_path_ids(&self, family: AfiSafi) -> bool {
         self.add_path_receive.contains(family)
     }
 
     /// Whether sent NLRI of this family carry path identifiers.
+    #[inline]
     pub fn send_path_ids(&self, family: AfiSafi) -> bool {
         self.add_path_send.contains(family)
     }

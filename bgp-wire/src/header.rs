@@ -71,11 +71,39 @@ pub struct Header {
 /// (19..=`max_len`), type, and the type's own length rules are all checked here, before the
 /// caller waits for or allocates the body (STYLE 8). ROUTE-REFRESH messages of a wrong length
 /// are let through so that the RFC 7313 §5 error can be reported by the body decoder.
+#[inline]
 pub fn check_header(buf: &[u8], max_len: usize) -> Result<Option<Header>, DecodeError> {
-    let Some(h) = buf.get(..HEADER_LEN) else {
+    let Some(h) = buf.first_chunk::<HEADER_LEN>() else {
         return Ok(None);
     };
-    if h[..16].iter().any(|&b| b != 0xff) {
+    // The fast path accepts exactly what `check_header_slow` accepts; anything else goes
+    // there for the error, reported in the same order.
+    let marker = h.first_chunk::<16>().copied().unwrap_or_default();
+    let len = usize::from(u16::from_be_bytes([h[16], h[17]]));
+    if u128::from_ne_bytes(marker) == u128::MAX && (HEADER_LEN..=max_len).contains(&len) {
+        if let Some(kind) = MessageType::from_code(h[18]) {
+            let fine = match kind {
+                MessageType::Update | MessageType::Notification => len >= kind.min_len(),
+                _ => false,
+            };
+            if fine {
+                return Ok(Some(Header { kind, len }));
+            }
+        }
+    }
+    check_header_slow(buf, max_len)
+}
+
+/// [`check_header`] for everything but a well-formed UPDATE or NOTIFICATION header: the
+/// other types' length rules, and every error.
+#[cold]
+#[inline(never)]
+fn check_header_slow(buf: &[u8], max_len: usize) -> Result<Option<Header>, DecodeError> {
+    let Some(h) = buf.first_chunk::<HEADER_LEN>() else {
+        return Ok(None);
+    };
+    let marker = h.first_chunk::<16>().copied().unwrap_or_default();
+    if u128::from_ne_bytes(marker) != u128::MAX {
         return Err(DecodeError::header(
             ErrorKind::ConnectionNotSynchronized,
             "header marker",

@@ -70,11 +70,12 @@ impl Message {
         // UPDATE first and through `map`: it is the hot path, and this keeps its large value
         // from being copied on the way out.
         if header.kind == MessageType::Update {
-            let mut m = Message::Update(Update::default());
-            if let Message::Update(u) = &mut m {
-                u.decode_fields(body, HEADER_LEN, ctx, false)?;
+            // Decoded where it is returned, so the large value is not moved afterwards.
+            let mut m = Ok(Message::Update(Update::new()));
+            if let Ok(Message::Update(u)) = &mut m {
+                u.decode_into(&body, HEADER_LEN, ctx)?;
             }
-            return Ok(m);
+            return m;
         }
         Ok(match header.kind {
             MessageType::Open => Message::Open(Open::decode(body, HEADER_LEN)?),

@@ -1,15 +1,16 @@
 //! Network Layer Reachability Information: IP prefixes, optionally with ADD-PATH path
 //! identifiers (RFC 4271 §4.3, RFC 4760 §5, RFC 7911 §3).
 //!
-//! A received NLRI block is validated once, in one pass, and then kept as the wire bytes
-//! ([`Nlris`]: inline when short, otherwise a zero-copy slice of the message); iterating
-//! yields [`Nlri`] values without allocating.
+//! A received NLRI block is validated once, in one pass, and then kept as the zero-copy wire
+//! bytes ([`Nlris`]); iterating yields [`Nlri`] values without allocating.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use bytes::{BufMut, BytesMut};
+use std::ops::Range;
+
+use bytes::{BufMut, Bytes, BytesMut};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::buf::Buf;
@@ -83,21 +84,11 @@ pub struct Nlris {
 
 impl Nlris {
     /// An empty block.
+    #[inline]
     pub fn empty(family: AfiSafi) -> Self {
         Nlris {
             family,
             path_ids: false,
-            count: 0,
-            raw: Buf::new(),
-        }
-    }
-
-    /// An empty received block (no validation needed).
-    #[inline]
-    pub(crate) fn empty_received(family: AfiSafi, path_ids: bool) -> Self {
-        Nlris {
-            family,
-            path_ids: path_ids && family.is_known(),
             count: 0,
             raw: Buf::new(),
         }
@@ -136,7 +127,7 @@ impl Nlris {
     /// beyond the family's maximum or a prefix cut short is an Invalid Network Field error
     /// (RFC 7606 §5.3: session reset) at the offending prefix's offset. Blocks of unknown
     /// families are accepted as they are.
-    #[inline]
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn decode(
         family: AfiSafi,
         path_ids: bool,
@@ -152,33 +143,8 @@ impl Nlris {
                 raw,
             });
         }
-        let max_len: u8 = if family.afi == Afi::IPV6 { 128 } else { 32 };
-        #[cold]
-        #[inline(never)]
-        fn invalid(field: &'static str, at: usize) -> DecodeError {
-            DecodeError::new(ErrorKind::InvalidNetworkField, field, at)
-        }
-        let bad = |at: usize| invalid(field, offset + at);
-        let mut pos = 0usize;
-        let mut count: u32 = 0;
-        let n = raw.len();
-        while pos < n {
-            let start = pos;
-            if path_ids {
-                pos += 4;
-            }
-            let Some(&len) = raw.get(pos) else {
-                return Err(bad(start));
-            };
-            if len > max_len {
-                return Err(bad(start));
-            }
-            pos += 1 + usize::from(len).div_ceil(8);
-            if pos > n {
-                return Err(bad(start));
-            }
-            count = count.saturating_add(1);
-        }
+        let count = validate(&raw, family.afi == Afi::IPV6, path_ids)
+            .map_err(|at| DecodeError::new(ErrorKind::InvalidNetworkField, field, offset + at))?;
         Ok(Nlris {
             family,
             path_ids,
@@ -187,27 +153,96 @@ impl Nlris {
         })
     }
 
+    /// [`Nlris::decode`] of `body[range]`: validated in place, then copied inline or sliced.
+    #[inline(always)]
+    pub(crate) fn decode_slice(
+        family: AfiSafi,
+        path_ids: bool,
+        body: &Bytes,
+        range: Range<usize>,
+        offset: usize,
+        field: &'static str,
+    ) -> Result<Self, DecodeError> {
+        if !family.is_known() {
+            return Ok(Nlris {
+                family,
+                path_ids: false,
+                count: 0,
+                raw: Buf::slice_of(body, range),
+            });
+        }
+        let raw = body.get(range.clone()).unwrap_or(&[]);
+        let count = validate(raw, family.afi == Afi::IPV6, path_ids)
+            .map_err(|at| invalid_network_field(field, offset + at))?;
+        Ok(Nlris {
+            family,
+            path_ids,
+            count,
+            raw: Buf::slice_of(body, range),
+        })
+    }
+
+    /// Makes this an empty block of `family`, in place.
+    #[inline]
+    pub(crate) fn clear(&mut self, family: AfiSafi) {
+        self.family = family;
+        self.path_ids = false;
+        self.count = 0;
+        self.raw.clear();
+    }
+
+    /// [`Nlris::decode_slice`] into `self`, field by field (no block moved through a
+    /// `Result`). On error `self` is left as it was.
+    #[inline(always)]
+    pub(crate) fn decode_slice_into(
+        &mut self,
+        family: AfiSafi,
+        path_ids: bool,
+        body: &Bytes,
+        range: Range<usize>,
+        offset: usize,
+        field: &'static str,
+    ) -> Result<(), DecodeError> {
+        if !family.is_known() {
+            *self = Nlris::decode_slice(family, path_ids, body, range, offset, field)?;
+            return Ok(());
+        }
+        let raw = body.get(range.clone()).unwrap_or(&[]);
+        let count = validate(raw, family.afi == Afi::IPV6, path_ids)
+            .map_err(|at| invalid_network_field(field, offset + at))?;
+        self.family = family;
+        self.path_ids = path_ids;
+        self.count = count;
+        self.raw.set_slice_of(body, range);
+        Ok(())
+    }
+
     /// The address family.
+    #[inline]
     pub fn family(&self) -> AfiSafi {
         self.family
     }
 
     /// Whether the prefixes carry ADD-PATH path identifiers.
+    #[inline]
     pub fn has_path_ids(&self) -> bool {
         self.path_ids
     }
 
     /// The number of prefixes (0 for a family this codec does not interpret).
+    #[inline]
     pub fn count(&self) -> usize {
         self.count as usize
     }
 
     /// Whether the block carries nothing (no bytes at all).
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.raw.is_empty()
     }
 
     /// The wire bytes.
+    #[inline]
     pub fn raw(&self) -> &[u8] {
         &self.raw
     }
@@ -221,9 +256,12 @@ impl Nlris {
     }
 
     /// The prefixes, canonicalised (host bits cleared), without allocating.
+    #[inline]
     pub fn iter(&self) -> NlriIter<'_> {
         NlriIter {
-            buf: if self.family.is_known() {
+            // `count` is 0 exactly when there is nothing to yield: for a block of a known
+            // family it counts the validated prefixes, for any other family it is 0.
+            buf: if self.count != 0 {
                 self.raw.as_slice()
             } else {
                 &[]
@@ -292,6 +330,53 @@ impl<'a> IntoIterator for &'a Nlris {
     }
 }
 
+impl NlriIter<'_> {
+    /// An iterator that yields nothing.
+    pub(crate) const EMPTY: NlriIter<'static> = NlriIter {
+        buf: &[],
+        v6: false,
+        path_ids: false,
+    };
+
+    /// Whether nothing is left.
+    #[inline]
+    pub(crate) fn is_done(&self) -> bool {
+        self.buf.is_empty()
+    }
+}
+
+/// Checks every prefix of a block of a known family; the count, or the offset of the first bad
+/// prefix.
+#[inline]
+fn validate(raw: &[u8], v6: bool, path_ids: bool) -> Result<u32, usize> {
+    let max_len: u8 = if v6 { 128 } else { 32 };
+    let skip = if path_ids { 4 } else { 0 };
+    let mut pos = 0usize;
+    let mut count: u32 = 0;
+    let n = raw.len();
+    while pos < n {
+        let start = pos;
+        let Some(&len) = raw.get(pos + skip) else {
+            return Err(start);
+        };
+        if len > max_len {
+            return Err(start);
+        }
+        pos += skip + 1 + usize::from(len).div_ceil(8);
+        if pos > n {
+            return Err(start);
+        }
+        count = count.saturating_add(1);
+    }
+    Ok(count)
+}
+
+#[cold]
+#[inline(never)]
+fn invalid_network_field(field: &'static str, at: usize) -> DecodeError {
+    DecodeError::new(ErrorKind::InvalidNetworkField, field, at)
+}
+
 /// Iterator over the prefixes of a validated [`Nlris`] block.
 #[derive(Clone, Debug)]
 pub struct NlriIter<'a> {
@@ -313,23 +398,37 @@ impl Iterator for NlriIter<'_> {
         } else {
             None
         };
-        let (&len, rest) = buf.split_first()?;
+        let (&len, tail) = buf.split_first()?;
         let nbytes = usize::from(len).div_ceil(8);
-        let (p, rest) = rest.split_at_checked(nbytes)?;
+        let (p, rest) = tail.split_at_checked(nbytes)?;
         self.buf = rest;
+        // The block was validated when decoded or built, so `len` is within the family's
+        // maximum and the constructors below cannot fail; the masks clear the host bits and
+        // whatever follows the prefix in a fixed-size read.
         let prefix = if self.v6 {
-            let mut a = [0u8; 16];
-            a.get_mut(..nbytes)?.copy_from_slice(p);
-            let bits = u128::from_be_bytes(a) & mask128(len);
+            let bits = u128::from_be_bytes(read_be::<16>(p, tail)) & mask128(len);
             IpNet::V6(Ipv6Net::new(Ipv6Addr::from(bits), len).ok()?)
         } else {
-            let mut a = [0u8; 4];
-            a.get_mut(..nbytes)?.copy_from_slice(p);
-            let bits = u32::from_be_bytes(a) & mask32(len);
+            let bits = u32::from_be_bytes(read_be::<4>(p, tail)) & mask32(len);
             IpNet::V4(Ipv4Net::new(Ipv4Addr::from(bits), len).ok()?)
         };
         Some(Nlri { path_id, prefix })
     }
+}
+
+/// The prefix octets `p` (which start `tail`) as the leading bytes of an `N`-octet array:
+/// one fixed-size load when `tail` is long enough (the caller masks off what follows the
+/// prefix), else a copy into a zeroed array.
+#[inline(always)]
+fn read_be<const N: usize>(p: &[u8], tail: &[u8]) -> [u8; N] {
+    if let Some(head) = tail.first_chunk::<N>() {
+        return *head;
+    }
+    let mut a = [0u8; N];
+    for (d, s) in a.iter_mut().zip(p) {
+        *d = *s;
+    }
+    a
 }
 
 #[inline]

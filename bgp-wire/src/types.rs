@@ -88,11 +88,15 @@ impl AfiSafi {
     }
 
     /// Whether this codec decodes this family's NLRI as IP prefixes.
+    #[inline]
     pub fn is_known(self) -> bool {
-        self.index().is_some()
+        // The known families are exactly {IPv4, IPv6} x {unicast, multicast}.
+        matches!(self.afi, Afi::IPV4 | Afi::IPV6)
+            && matches!(self.safi, Safi::UNICAST | Safi::MULTICAST)
     }
 
     /// A dense index 0..4 for the known families, for bitsets and per-family arrays.
+    #[inline]
     pub fn index(self) -> Option<usize> {
         match (self.afi, self.safi) {
             (Afi::IPV4, Safi::UNICAST) => Some(0),
@@ -155,6 +159,7 @@ impl AfiSafiSet {
     }
 
     /// Whether the family is in the set.
+    #[inline]
     pub fn contains(self, f: AfiSafi) -> bool {
         f.index().is_some_and(|i| self.0 & (1 << i) != 0)
     }
