@@ -906,7 +906,9 @@ fn send_stream(
 }
 
 /// After the table: `rate` prefix changes per second for `secs` seconds, sent in ten batches
-/// per second. The first pass over the table withdraws, the next re-announces, and so on.
+/// per second. Half of each batch withdraws the next prefixes of the table, the other half
+/// re-announces (with their original attributes) prefixes withdrawn in earlier batches, so
+/// that about one batch's worth is withdrawn at any time.
 fn churn(
     o: &InjectOpts,
     w: &mut TcpStream,
@@ -927,7 +929,8 @@ fn churn(
     }
     let groups: Vec<_> = table.ipv4.iter().chain(&table.ipv6).collect();
     let batches_per_sec = 10u64;
-    let mut cursor = 0usize;
+    // Prefixes withdraw_at.. are announced; announce_at..withdraw_at are withdrawn.
+    let (mut withdraw_at, mut announce_at) = (0usize, 0usize);
     let mut per_second = Vec::new();
     let start_ns = now_ns();
     let mut last_batch_ns = start_ns;
@@ -939,18 +942,20 @@ fn churn(
             let mut out = BytesMut::new();
             let mut withdraw: Vec<Nlri> = Vec::new();
             let mut announce: Vec<(usize, Vec<Nlri>)> = Vec::new();
-            for _ in 0..n {
-                let (gi, p) = all[cursor % all.len()];
-                let pass = cursor / all.len();
-                cursor += 1;
-                if pass % 2 == 0 {
-                    withdraw.push(Nlri::new(p));
-                } else {
-                    match announce.last_mut() {
-                        Some((g, v)) if *g == gi => v.push(Nlri::new(p)),
-                        _ => announce.push((gi, vec![Nlri::new(p)])),
-                    }
+            let n = n as usize;
+            // Re-announce only what earlier batches withdrew, then withdraw the rest.
+            let n_announce = (n / 2).min(withdraw_at - announce_at);
+            for _ in 0..n_announce {
+                let (gi, p) = all[announce_at % all.len()];
+                announce_at += 1;
+                match announce.last_mut() {
+                    Some((g, v)) if *g == gi => v.push(Nlri::new(p)),
+                    _ => announce.push((gi, vec![Nlri::new(p)])),
                 }
+            }
+            for _ in n_announce..n {
+                withdraw.push(Nlri::new(all[withdraw_at % all.len()].1));
+                withdraw_at += 1;
             }
             for fam in [AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST] {
                 let v6 = fam == AfiSafi::IPV6_UNICAST;
@@ -1261,9 +1266,10 @@ mod tests {
         assert_eq!(seen.len(), whole.len());
     }
 
-    /// An injector and a monitor peered directly with each other, in process.
-    #[test]
-    fn inject_into_monitor() {
+    /// An injector and a monitor peered directly with each other, in process: the monitor
+    /// watches for `watch` after holding everything, the injector churns `churn` prefixes per
+    /// second for one second if non-zero. Returns both reports.
+    fn pair(watch: Duration, churn: u64) -> (Value, Value) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let peer = |asn, peer_asn, target| PeerOpts {
@@ -1286,7 +1292,7 @@ mod tests {
         let mon = MonitorOpts {
             peer: peer(65001, 65101, SocketAddr::from(([127, 0, 0, 1], 179))),
             expect: 3500,
-            watch: Duration::ZERO,
+            watch,
             stop_file: None,
         };
         let monitor_thread =
@@ -1300,23 +1306,41 @@ mod tests {
             slice: (0, 1),
             go_file: None,
             churn_go_file: None,
-            duration: Duration::from_secs(1),
-            churn_rate: 0,
-            churn_secs: 0,
+            duration: watch + Duration::from_secs(1),
+            churn_rate: churn,
+            churn_secs: u64::from(churn > 0),
         };
         let table = Table::generate(spec);
         let enc = encode_table(&table, &Context::default());
-        // The monitor leaves once it holds everything, which ends the injector's hold phase early.
+        // The monitor leaves once it is done, which ends the injector's hold phase early.
         let mut report = Value::Null;
         let _held = inject(&inj, Endpoint::Connect(addr), &table, &enc.stream, 0, |r| {
             report = r.clone()
         })
         .unwrap();
-        let m = monitor_thread.join().unwrap();
+        (report, monitor_thread.join().unwrap())
+    }
+
+    #[test]
+    fn inject_into_monitor() {
+        let (report, m) = pair(Duration::ZERO, 0);
         assert_eq!(m["held"], 3500, "{m}");
         assert_eq!(m["error"], Value::Null, "{m}");
         assert_eq!(m["updates"], report["updates"], "{m} {report}");
         assert!(m["full_ns"].as_u64().unwrap() >= report["first_update_ns"].as_u64().unwrap());
         assert_eq!(report["peer_open"]["asn"], 65001);
+    }
+
+    #[test]
+    fn churn_reaches_the_monitor() {
+        let (report, m) = pair(Duration::from_secs(3), 2000);
+        // Ten batches of 200: the first only withdraws (nothing to re-announce yet), the others
+        // re-announce 100 and withdraw 100; the last batch's 200 stay withdrawn.
+        let churn = &report["churn"]["per_second"][0];
+        assert_eq!(churn["announced"], 900, "{report}");
+        assert_eq!(churn["withdrawn"], 1100, "{report}");
+        assert_eq!(m["after_full"]["announced"], 900, "{m}");
+        assert_eq!(m["after_full"]["withdrawn"], 1100, "{m}");
+        assert_eq!(m["held"], 3500 - 200, "{m}");
     }
 }
