@@ -67,6 +67,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod core;
 pub mod listener;
 pub mod metrics;
 pub mod peer;

@@ -367,6 +367,10 @@ pub struct PeerConfig {
     pub messages_per_wakeup: usize,
     /// How long a closed connection may take to flush its last bytes (a NOTIFICATION).
     pub close_linger: Duration,
+    /// The [`Outbox`] writes the End-of-RIB markers (after the initial table, as the RIB's
+    /// Adj-RIB-Out does), so the session's own are not sent: they would overtake routes
+    /// still waiting in the outbox, or go twice.
+    pub end_of_rib_from_outbox: bool,
 }
 
 impl Default for PeerConfig {
@@ -378,6 +382,7 @@ impl Default for PeerConfig {
             write_watermark: 64 * 1024,
             messages_per_wakeup: 64,
             close_linger: Duration::from_secs(2),
+            end_of_rib_from_outbox: false,
         }
     }
 }
@@ -719,6 +724,12 @@ impl PeerTask {
         if self.suppress_open && matches!(m, Message::Open(_)) {
             // Our OPEN already went out on a connection adopted after a collision.
             self.suppress_open = false;
+            return;
+        }
+        if self.config.end_of_rib_from_outbox
+            && matches!(&m, Message::Update(u) if u.end_of_rib().is_some())
+        {
+            // The outbox sends End-of-RIB after the routes it holds.
             return;
         }
         if self.wr.is_none() {
