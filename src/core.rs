@@ -45,7 +45,7 @@ use bgp_rib::{
 use bgp_wire::attribute::Origin;
 use bgp_wire::{
     AfiSafi, AfiSafiSet, AsPath, Asn, Communities, Community, Context, ExtCommunities,
-    ExtCommunity, LargeCommunities, LargeCommunity, Nlri, NextHop, PathAttributes,
+    ExtCommunity, LargeCommunities, LargeCommunity, NextHop, Nlri, PathAttributes,
 };
 use bytes::BytesMut;
 use ipnet::IpNet;
@@ -829,7 +829,8 @@ impl Core {
                 slot.hold_output = false;
                 out.notify.push(id.clone());
             }
-            out.commands.push((id.clone(), CoreCommand::InitialRoutesSent));
+            out.commands
+                .push((id.clone(), CoreCommand::InitialRoutesSent));
         }
         out.changed = true;
         out
@@ -1221,7 +1222,14 @@ mod tests {
         assert!(messages(&mut c, &peer(2)).is_empty());
         let m = messages(&mut c, &peer(3));
         let Message::Update(u) = &m[0] else { panic!() };
-        let path: Vec<u32> = u.attributes.as_path.as_ref().unwrap().asns().map(|a| a.0).collect();
+        let path: Vec<u32> = u
+            .attributes
+            .as_path
+            .as_ref()
+            .unwrap()
+            .asns()
+            .map(|a| a.0)
+            .collect();
         assert_eq!(path, [65001, 65001, 65001]);
     }
 
@@ -1246,7 +1254,10 @@ mod tests {
     fn graceful_restart_keeps_stale_and_purges_what_was_not_sent_again() {
         let (mut c, p) = core_with(2, false);
         let _ = c.handle(ev(&p, Action::Established(Box::new(negotiated(65002, 2)))));
-        let out = c.handle(ev(&p, Action::UpdateReceived(update(&["10.1.0.0/16", "10.2.0.0/16"]))));
+        let out = c.handle(ev(
+            &p,
+            Action::UpdateReceived(update(&["10.1.0.0/16", "10.2.0.0/16"])),
+        ));
         assert_eq!(out.events.len(), 2);
         let v4 = AfiSafi::IPV4_UNICAST;
         let out = c.handle(ev(&p, Action::RetainStale(v4)));
@@ -1259,7 +1270,13 @@ mod tests {
             }]
         );
         let out = c.handle(ev(&p, Action::SessionDown(DownReason::TcpError)));
-        assert!(matches!(out.events[..], [Event::PeerDown { routes_kept: true, .. }]));
+        assert!(matches!(
+            out.events[..],
+            [Event::PeerDown {
+                routes_kept: true,
+                ..
+            }]
+        ));
         assert_eq!(c.routes().len(), 2);
         assert!(c.routes().iter().all(|r| r.2.stale));
         assert_eq!(c.peer_counts(&p).1, GrState::PeerRestarting);
@@ -1289,7 +1306,10 @@ mod tests {
         assert_eq!(c.peer_counts(&p).1, GrState::LocalRestarting);
         let out = c.initial_routes_done();
         assert_eq!(out.notify, vec![p.clone()]);
-        assert_eq!(out.commands, vec![(p.clone(), CoreCommand::InitialRoutesSent)]);
+        assert_eq!(
+            out.commands,
+            vec![(p.clone(), CoreCommand::InitialRoutesSent)]
+        );
         let m = messages(&mut c, &p);
         assert_eq!(m.len(), 3);
         assert!(matches!(&m[0], Message::Update(u) if u.announced().count() == 1));
@@ -1324,12 +1344,21 @@ mod tests {
                 let _ = c.handle(ev(&peer(n), Action::Established(Box::new(neg))));
                 let _ = messages(&mut c, &peer(n));
             }
-            let _ = c.handle(ev(&peer(2), Action::UpdateReceived(update(&["10.1.0.0/16"]))));
-            assert_eq!(messages(&mut c, &peer(3)).len(), usize::from(export_learned));
+            let _ = c.handle(ev(
+                &peer(2),
+                Action::UpdateReceived(update(&["10.1.0.0/16"])),
+            ));
+            assert_eq!(
+                messages(&mut c, &peer(3)).len(),
+                usize::from(export_learned)
+            );
             // Removing the peer withdraws what it sent from the others.
             let out = c.remove_peer(&peer(2));
             assert!(out.changed);
-            assert_eq!(messages(&mut c, &peer(3)).len(), usize::from(export_learned));
+            assert_eq!(
+                messages(&mut c, &peer(3)).len(),
+                usize::from(export_learned)
+            );
             assert!(c.routes().is_empty());
         }
     }

@@ -74,13 +74,20 @@ pub mod peer;
 pub mod restart_state;
 pub mod snapshot;
 pub mod sockopt;
+pub mod speaker;
+pub mod testkit;
 pub mod transport;
 
 pub use bgp_wire as wire;
 pub use clock::Clock;
+pub use core::{Announcement, Event, Route};
 pub use listener::Dispatcher;
 pub use peer::{
     MemoryOutbox, Outbox, OutboxHandle, PeerCommand, PeerConfig, PeerContext, PeerEvent,
     PeerHandle, PeerId, spawn_peer,
+};
+pub use speaker::{
+    EventStream, GlobalSettings, Network, PeerSettings, Reset, ShutdownOptions, Speaker,
+    SpeakerError, SpeakerHandle,
 };
 pub use transport::{BoxTransport, Connector, MemoryNetwork, TcpConnector, Transport};
