@@ -1191,7 +1191,7 @@ mod tests {
         let (mut wd, mut ann) = (0, 0);
         for m in m {
             if let Message::Update(u) = m {
-                wd += u.withdrawn_all().map(|(_, n)| n).count();
+                wd += u.withdrawn_all().count();
                 ann += u.announced().count();
             }
         }
@@ -1234,20 +1234,21 @@ mod tests {
     }
 
     fn update(prefixes: &[&str]) -> Update {
-        let mut u = Update::default();
-        u.attributes = PathAttributes {
-            origin: Some(Origin::Igp),
-            as_path: Some(AsPath::from_sequence([Asn(65002)])),
-            next_hop: Some(Ipv4Addr::new(10, 0, 0, 2)),
-            ..PathAttributes::default()
-        };
-        u.nlri = bgp_wire::Nlris::new(
-            AfiSafi::IPV4_UNICAST,
-            false,
-            prefixes.iter().map(|p| Nlri::new(p.parse().unwrap())),
-        )
-        .unwrap();
-        u
+        Update {
+            attributes: PathAttributes {
+                origin: Some(Origin::Igp),
+                as_path: Some(AsPath::from_sequence([Asn(65002)])),
+                next_hop: Some(Ipv4Addr::new(10, 0, 0, 2)),
+                ..PathAttributes::default()
+            },
+            nlri: bgp_wire::Nlris::new(
+                AfiSafi::IPV4_UNICAST,
+                false,
+                prefixes.iter().map(|p| Nlri::new(p.parse().unwrap())),
+            )
+            .unwrap(),
+            ..Update::default()
+        }
     }
 
     #[test]

@@ -110,7 +110,9 @@ impl Default for GlobalSettings {
 }
 
 impl GlobalSettings {
-    /// The settings of a configuration file: global settings, peers and announcements.
+    /// The settings of a configuration file: global settings, peers and announcements. The
+    /// F bits are set for every family (a CLI speaker programs no forwarding table whose
+    /// state a restart could lose).
     pub fn from_config(cfg: &config::Config) -> Self {
         let g = &cfg.global;
         GlobalSettings {
@@ -123,6 +125,9 @@ impl GlobalSettings {
                 .collect(),
             export_learned: g.export_learned,
             restart_state_file: Some(g.default_restart_state_file()),
+            // The CLI programs no forwarding table of its own: what forwards traffic for
+            // its routes is elsewhere and survives its restart.
+            forwarding_preserved: AfiSafi::KNOWN.into_iter().collect(),
             peers: cfg.peers.iter().map(PeerSettings::from).collect(),
             announcements: cfg.announcements.iter().map(Announcement::from).collect(),
             ..GlobalSettings::default()
