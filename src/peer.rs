@@ -1,5 +1,5 @@
 //! The peer task: one tokio task per configured peer that drives its [`Session`] over a
-//! [`Transport`] (STYLE 13).
+//! [`Transport`](crate::Transport) (STYLE 13).
 //!
 //! The task owns the connection, the session and the read buffer. It frames with
 //! [`bgp_wire::split_message`] (the header is checked before the body is awaited), decodes
@@ -1071,6 +1071,8 @@ impl PeerTask {
         self.suppress_open = open.is_some();
         self.input(Input::TcpConnectionConfirmed);
         if let Some(open) = open {
+            // Read on the side connection: count it here.
+            self.stats.count_received(MessageType::Open);
             self.input(Input::Message(Message::Open(open)));
         }
     }

@@ -2,7 +2,7 @@
 //! cloneable [`SpeakerHandle`], reporting through a bounded [`EventStream`].
 //!
 //! One task (the speaker task) owns the peer tasks, the listeners and the
-//! [`Core`](crate::core::Core) (behind a mutex that the peer tasks also take, briefly, to
+//! [`Core`] (behind a mutex that the peer tasks also take, briefly, to
 //! drain their Adj-RIB-Out). Commands from handles travel over a bounded channel and are
 //! answered over oneshot channels; events go out over a bounded channel and are dropped,
 //! counted, when the embedder does not keep up ([`Event::Lagged`]), so that a slow
