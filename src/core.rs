@@ -796,8 +796,17 @@ impl Core {
         slot.negotiated = None;
         let source = slot.source;
         let keep = slot.stale;
+        let mut out = CoreOutput {
+            events: vec![Event::PeerDown {
+                peer,
+                reason,
+                routes_kept: !keep.is_empty(),
+            }],
+            changed: true,
+            ..CoreOutput::default()
+        };
         let ch = self.rib.peer_down(source, !keep.is_empty());
-        let mut out = self.output(ch);
+        out.merge(self.output(ch));
         if !keep.is_empty() {
             // Every family was marked stale; those the GR machine did not retain go.
             for f in AfiSafi::KNOWN {
@@ -807,12 +816,6 @@ impl Core {
                 }
             }
         }
-        out.events.push(Event::PeerDown {
-            peer,
-            reason,
-            routes_kept: !keep.is_empty(),
-        });
-        out.changed = true;
         out
     }
 

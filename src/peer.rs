@@ -789,7 +789,8 @@ impl PeerTask {
                 // The ConnectRetry timer retries; log a repeated error only once.
                 let text = e.to_string();
                 if self.last_connect_error.as_deref() != Some(&text) {
-                    tracing::warn!(error = %text, "connection attempt failed");
+                    // The peer is named here too: the span is off at the default level.
+                    tracing::warn!(peer = %self.id, error = %text, "connection attempt failed");
                     self.last_connect_error = Some(text);
                     self.publish(self.clock.now());
                 } else {
