@@ -1027,7 +1027,12 @@ impl Core {
         }
         out.changed = true;
         for (id, slot) in &self.peers {
-            if slot.negotiated.is_some() && !slot.hold_output {
+            // Only the peers whose Adj-RIB-Out now holds something to send.
+            let pending = self
+                .rib
+                .adj_rib_out(slot.source)
+                .is_some_and(|a| a.pending() > 0);
+            if pending && slot.negotiated.is_some() && !slot.hold_output {
                 out.notify.push(id.clone());
             }
         }
