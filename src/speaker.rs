@@ -357,6 +357,9 @@ pub enum SpeakerError {
         /// Why.
         source: SockOptError,
     },
+    /// A socket option (a TCP MD5 key on a listening socket) was refused.
+    #[error(transparent)]
+    SocketOption(#[from] SockOptError),
     /// The restart-state file could not be written.
     #[error(transparent)]
     RestartState(#[from] RestartStateError),
@@ -598,6 +601,8 @@ struct Runner {
     deferral: Option<Instant>,
     wake: Arc<Notify>,
     listeners: Vec<JoinHandle<()>>,
+    /// The TCP listeners, whose MD5 keys follow the peers.
+    tcp_listeners: Vec<Arc<tokio::net::TcpListener>>,
 }
 
 fn lock(m: &Mutex<Core>) -> MutexGuard<'_, Core> {
@@ -635,6 +640,7 @@ impl Runner {
         };
         let dispatcher = Dispatcher::new();
         let mut listeners = Vec::new();
+        let mut tcp_listeners = Vec::new();
         for addr in &settings.listen {
             match &settings.network {
                 Network::Tcp => {
@@ -649,7 +655,9 @@ impl Runner {
                             source,
                         }
                     })?;
-                    listeners.push(listener::spawn_tcp_listener(l, dispatcher.clone()));
+                    let l = Arc::new(l);
+                    tcp_listeners.push(l.clone());
+                    listeners.push(listener::spawn_shared_tcp_listener(l, dispatcher.clone()));
                 }
                 Network::Memory(net) => {
                     let l = net.listen(*addr, 16);
@@ -674,6 +682,7 @@ impl Runner {
             deferral: None,
             wake,
             listeners,
+            tcp_listeners,
         })
     }
 
@@ -716,6 +725,8 @@ impl Runner {
         if self.peers.contains_key(&id) {
             return Err(SpeakerError::PeerExists(id));
         }
+        // A refused key is an error, never an unauthenticated session.
+        self.set_md5(s.address, s.password.as_ref())?;
         let restarting = if lock(&self.core).is_initial_routes_done() {
             None
         } else {
@@ -769,6 +780,9 @@ impl Runner {
             return Err(SpeakerError::UnknownPeer(id.clone()));
         };
         self.dispatcher.unregister(id.addr);
+        if e.settings.password.is_some() {
+            let _ = self.set_md5(id.addr, None);
+        }
         let _ = e.handle.send(PeerCommand::Stop).await;
         // Dropping the handle closes the task's command channel: it ends.
         drop(e);
@@ -800,6 +814,13 @@ impl Runner {
             let _ = e.handle.send(cmd).await;
             return Ok(false);
         }
+        if e.settings.password != s.password {
+            let (addr, pw) = (s.address, s.password.clone());
+            self.set_md5(addr, pw.as_ref())?;
+        }
+        let Some(e) = self.peers.get_mut(&id) else {
+            return Err(SpeakerError::UnknownPeer(id));
+        };
         let cfg = s.peer_config(&self.settings);
         let restarting = lock(&self.core)
             .peer_counts(&id)
@@ -823,6 +844,17 @@ impl Runner {
         e.settings = s;
         self.apply(out).await;
         Ok(true)
+    }
+
+    /// Sets (or, with `None`, removes) the MD5 key for `peer` on every TCP listener.
+    fn set_md5(&self, peer: IpAddr, password: Option<&Secret>) -> Result<(), SpeakerError> {
+        if password.is_none() && self.tcp_listeners.is_empty() {
+            return Ok(());
+        }
+        for l in &self.tcp_listeners {
+            listener::set_listener_md5(l, peer, password)?;
+        }
+        Ok(())
     }
 
     async fn peer_command(&mut self, id: &PeerId, cmd: PeerCommand) -> Result<(), SpeakerError> {

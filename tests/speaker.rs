@@ -547,3 +547,46 @@ async fn shutdown_tells_the_peer_which_drops_our_routes() {
     assert!(b.routes().await.unwrap().is_empty());
     assert!(a.snapshot().await.is_err(), "stopped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_on_the_multi_thread_runtime_too() {
+    let net = MemoryNetwork::new(64 * 1024);
+    let (a, _ae, b, mut be) = pair(&net).await;
+    let routes: Vec<Announcement> = (0..200u32)
+        .map(|i| route(&format!("10.{}.{}.0/24", i / 256, i % 256)))
+        .collect();
+    assert!(a.set_routes(routes).await.unwrap());
+    route_changes(&mut be, 200).await;
+    assert_eq!(b.routes().await.unwrap().len(), 200);
+    a.shutdown(ShutdownOptions::default()).await.unwrap();
+    let down = next_event(&mut be, WAIT, |e| matches!(e, Event::PeerDown { .. })).await;
+    assert!(down.is_some());
+    assert!(b.routes().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn tcp_md5_keys_follow_peers_added_at_runtime_or_fail_clearly() {
+    // A TCP listener on loopback; adding a peer with a password sets its key on it, or
+    // fails with the kernel's reason (never an unauthenticated session).
+    let s = GlobalSettings {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        ..GlobalSettings::default()
+    };
+    let (a, _ae) = Speaker::start(s).await.unwrap();
+    let p = PeerSettings {
+        password: Some(bgp_speaker::config::Secret::new("hunter2")),
+        passive: true,
+        ..PeerSettings::new("127.0.0.9".parse().unwrap(), Asn(65009))
+    };
+    match a.add_peer(p.clone()).await {
+        Ok(()) => {
+            a.remove_peer(&p.id()).await.unwrap();
+        }
+        Err(e) => {
+            let text = e.to_string();
+            assert!(text.contains("MD5"), "{text}");
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+    }
+    a.shutdown(ShutdownOptions::default()).await.unwrap();
+}
