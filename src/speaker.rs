@@ -428,7 +428,8 @@ pub struct Speaker;
 impl Speaker {
     /// Starts a speaker on the current tokio runtime (current-thread or multi-thread): binds
     /// the listeners, reads the restart-state file, starts the peers and announces the
-    /// routes of `settings`.
+    /// routes of `settings`. Fails when a listener cannot be bound or a peer cannot be set
+    /// up (a TCP MD5 key the kernel refuses, say).
     ///
     /// ```
     /// use bgp_speaker::speaker::{GlobalSettings, PeerSettings, Speaker};
@@ -470,7 +471,7 @@ impl Speaker {
         let (tx, commands) = mpsc::channel(settings.command_capacity.max(1));
         let (events_tx, rx) = mpsc::channel(settings.event_capacity.max(1));
         let mut runner = Runner::new(settings, commands, events_tx)?;
-        runner.begin().await;
+        runner.begin().await?;
         tokio::spawn(runner.run());
         Ok((SpeakerHandle { tx }, EventStream { rx }))
     }
@@ -687,7 +688,7 @@ impl Runner {
     }
 
     /// Starts the configured peers and announces the configured routes.
-    async fn begin(&mut self) {
+    async fn begin(&mut self) -> Result<(), SpeakerError> {
         let routes = std::mem::take(&mut self.settings.announcements);
         for a in routes {
             let out = lock(&self.core).announce(a);
@@ -696,9 +697,12 @@ impl Runner {
         let peers = std::mem::take(&mut self.settings.peers);
         for p in peers {
             if let Err(e) = self.add_peer(p).await {
-                tracing::warn!(error = %e, "peer not added");
+                // Stop what was started: a speaker starts whole or not at all.
+                self.stop_peers(PeerCommand::Stop).await;
+                return Err(e);
             }
         }
+        Ok(())
     }
 
     fn restarting_for(&self, id: &PeerId) -> Option<Restarting> {
@@ -726,7 +730,9 @@ impl Runner {
             return Err(SpeakerError::PeerExists(id));
         }
         // A refused key is an error, never an unauthenticated session.
-        self.set_md5(s.address, s.password.as_ref())?;
+        if s.password.is_some() {
+            self.set_md5(s.address, s.password.as_ref())?;
+        }
         let restarting = if lock(&self.core).is_initial_routes_done() {
             None
         } else {
@@ -847,12 +853,13 @@ impl Runner {
     }
 
     /// Sets (or, with `None`, removes) the MD5 key for `peer` on every TCP listener.
+    /// Removing a key that is not there is not an error.
     fn set_md5(&self, peer: IpAddr, password: Option<&Secret>) -> Result<(), SpeakerError> {
-        if password.is_none() && self.tcp_listeners.is_empty() {
-            return Ok(());
-        }
         for l in &self.tcp_listeners {
-            listener::set_listener_md5(l, peer, password)?;
+            let r = listener::set_listener_md5(l, peer, password);
+            if password.is_some() {
+                r?;
+            }
         }
         Ok(())
     }
