@@ -590,3 +590,125 @@ async fn tcp_md5_keys_follow_peers_added_at_runtime_or_fail_clearly() {
     }
     a.shutdown(ShutdownOptions::default()).await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn liveness_loss_keeps_routes_when_asked_and_a_hard_reset_drops_them() {
+    let net = MemoryNetwork::new(64 * 1024);
+    let (a, mut ae, b, mut be) = pair(&net).await;
+    b.announce(route("10.2.0.0/16")).await.unwrap();
+    a.announce(route("10.1.0.0/16")).await.unwrap();
+    route_changes(&mut ae, 1).await;
+    route_changes(&mut be, 1).await;
+    let b_id = bgp_speaker::PeerId::new(ip(2));
+
+    // BFD says B is gone, keep its routes: a transport failure, graceful restart applies.
+    a.liveness_down(&b_id, true).await.unwrap();
+    let down = next_event(&mut ae, WAIT, |e| matches!(e, Event::PeerDown { .. })).await;
+    assert!(
+        matches!(
+            down,
+            Some(Event::PeerDown {
+                routes_kept: true,
+                ..
+            })
+        ),
+        "{down:?}"
+    );
+    assert!(a.routes().await.unwrap().iter().any(|r| r.2.stale));
+    up(&mut ae).await;
+    next_event(&mut ae, WAIT, |e| {
+        matches!(
+            e,
+            Event::StalePurged { .. } | Event::EndOfRibReceived { .. }
+        )
+    })
+    .await
+    .unwrap();
+
+    // B saw a transport failure too, and kept A's routes.
+    let down = next_event(&mut be, WAIT, |e| matches!(e, Event::PeerDown { .. })).await;
+    assert!(
+        matches!(
+            down,
+            Some(Event::PeerDown {
+                routes_kept: true,
+                ..
+            })
+        ),
+        "{down:?}"
+    );
+    up(&mut be).await;
+    next_event(&mut be, WAIT, |e| {
+        matches!(e, Event::EndOfRibReceived { .. })
+    })
+    .await
+    .unwrap();
+
+    // A hard reset: both sides drop the other's routes (RFC 8538 §3: Hard Reset).
+    a.reset_peer(&b_id, bgp_speaker::Reset::Hard).await.unwrap();
+    let down = next_event(&mut be, WAIT, |e| matches!(e, Event::PeerDown { .. })).await;
+    assert!(
+        matches!(
+            down,
+            Some(Event::PeerDown {
+                routes_kept: false,
+                ..
+            })
+        ),
+        "{down:?}"
+    );
+    let gone = next_event(&mut be, WAIT, |e| {
+        matches!(e, Event::RouteChanged { route: None, .. })
+    })
+    .await;
+    assert!(gone.is_some());
+    // The session comes back by itself, and the routes with it.
+    up(&mut be).await;
+    route_changes(&mut be, 1).await;
+    assert_eq!(b.routes().await.unwrap().len(), 2);
+
+    // Soft reset in asks B again; soft reset out is not there yet.
+    a.reset_peer(&b_id, bgp_speaker::Reset::SoftIn)
+        .await
+        .unwrap();
+    let e = a.reset_peer(&b_id, bgp_speaker::Reset::SoftOut).await;
+    assert!(matches!(e, Err(bgp_speaker::SpeakerError::Unsupported(_))));
+    let unknown = bgp_speaker::PeerId::new(ip(99));
+    assert!(matches!(
+        a.reset_peer(&unknown, bgp_speaker::Reset::Hard).await,
+        Err(bgp_speaker::SpeakerError::UnknownPeer(_))
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reader_that_lags_gets_a_count_of_what_it_missed_and_never_stalls_the_speaker() {
+    let net = MemoryNetwork::new(64 * 1024);
+    let (a, mut ae) = Speaker::start(settings(&net, 1, &[2])).await.unwrap();
+    let (b, mut be) = Speaker::start(GlobalSettings {
+        event_capacity: 4,
+        ..settings(&net, 2, &[1])
+    })
+    .await
+    .unwrap();
+    up(&mut ae).await;
+    up(&mut be).await;
+    let routes: Vec<Announcement> = (0..50u32)
+        .map(|i| route(&format!("10.0.{i}.0/24")))
+        .collect();
+    a.set_routes(routes).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // B carried on: it holds every route, though its reader did not keep up.
+    assert_eq!(b.routes().await.unwrap().len(), 50);
+    let mut seen = Vec::new();
+    while let Some(e) = be.try_recv() {
+        seen.push(e);
+    }
+    assert_eq!(seen.len(), 4);
+    // The next event that fits says how many were dropped.
+    a.withdraw(prefix("10.0.0.0/24")).await.unwrap();
+    let lagged = next_event(&mut be, WAIT, |e| matches!(e, Event::Lagged { .. })).await;
+    assert!(
+        matches!(lagged, Some(Event::Lagged { missed }) if missed >= 46),
+        "{lagged:?}"
+    );
+}
