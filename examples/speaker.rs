@@ -14,6 +14,7 @@
 //! Logs go to stderr through `tracing-subscriber` (`RUST_LOG` honoured; default `warn`, so a
 //! healthy idle speaker prints nothing).
 
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -103,12 +104,26 @@ async fn run_config(path: &Path, args: &Args) -> Result<(), String> {
     let mut settings = GlobalSettings::from_config(&cfg);
     settings.loc_rib_events = args.routes;
     let (speaker, mut events) = Speaker::start(settings).await.map_err(|e| e.to_string())?;
-    // The configured routes were announced at start: End-of-RIB may go (after a restart,
-    // this is what releases it).
-    speaker
-        .initial_routes_done()
-        .await
-        .map_err(|e| e.to_string())?;
+    // Our End-of-RIB (held after a restart) may go once our initial routes are in. Ours are
+    // the configured ones, announced at start; with export-learned, the learned ones too:
+    // RFC 4724 §4.1 defers until every peer's End-of-RIB is in (or the deferral timer,
+    // which the speaker runs, fires).
+    // Per peer: `None` until it is up, then the families whose End-of-RIB is still due.
+    type Due = HashMap<String, Option<HashSet<AfiSafi>>>;
+    let mut waiting: Option<Due> = if cfg.global.export_learned {
+        Some(
+            cfg.peers
+                .iter()
+                .map(|p| (peer_name(p.address, p.port), None))
+                .collect(),
+        )
+    } else {
+        speaker
+            .initial_routes_done()
+            .await
+            .map_err(|e| e.to_string())?;
+        None
+    };
     if let Some(addr) = args.metrics {
         let l = tokio::net::TcpListener::bind(addr)
             .await
@@ -122,6 +137,25 @@ async fn run_config(path: &Path, args: &Args) -> Result<(), String> {
         tokio::select! {
             e = events.recv() => match e {
                 Some(e) => {
+                    if let Some(w) = &mut waiting {
+                        match &e {
+                            Event::PeerUp { peer, families, .. } => {
+                                let due = families.iter().copied().collect();
+                                w.insert(peer.to_string(), Some(due));
+                            }
+                            Event::EndOfRibReceived { peer, family } => {
+                                if let Some(Some(f)) = w.get_mut(&peer.to_string()) {
+                                    f.remove(family);
+                                }
+                            }
+                            _ => {}
+                        }
+                        let all_in = w.values().all(|f| f.as_ref().is_some_and(|f| f.is_empty()));
+                        if all_in {
+                            waiting = None;
+                            speaker.initial_routes_done().await.map_err(|e| e.to_string())?;
+                        }
+                    }
                     let line = if args.json { event_json(&e).to_string() } else { e.to_string() };
                     if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
                         // Nobody reads our output any more: stop for good.
@@ -144,6 +178,11 @@ async fn run_config(path: &Path, args: &Args) -> Result<(), String> {
             }
         }
     }
+}
+
+/// How a peer is shown in events (see `PeerId`'s `Display`).
+fn peer_name(addr: IpAddr, port: u16) -> String {
+    bgp_speaker::PeerId::new(addr).with_port(port).to_string()
 }
 
 /// A tiny HTTP/1.0 responder: whatever the request, the metrics.
