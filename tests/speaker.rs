@@ -712,3 +712,40 @@ async fn a_reader_that_lags_gets_a_count_of_what_it_missed_and_never_stalls_the_
         "{lagged:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn many_flaps_leave_no_task_and_no_route_behind() {
+    let net = MemoryNetwork::new(64 * 1024);
+    let (a, mut ae, b, mut be) = pair(&net).await;
+    a.set_routes(vec![route("10.1.0.0/16"), route("10.2.0.0/16")])
+        .await
+        .unwrap();
+    route_changes(&mut be, 2).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    let before = tasks();
+    let b_id = bgp_speaker::PeerId::new(ip(2));
+    for _ in 0..200 {
+        a.reset_peer(&b_id, bgp_speaker::Reset::Hard).await.unwrap();
+        next_event(&mut ae, WAIT, |e| matches!(e, Event::PeerDown { .. }))
+            .await
+            .unwrap();
+        // B damps the oscillation (its idle hold time doubles, up to 300 s): virtual time.
+        next_event(&mut ae, Duration::from_secs(900), |e| {
+            matches!(e, Event::PeerUp { .. })
+        })
+        .await
+        .expect("back up");
+    }
+    // Let closing connections linger out.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(tasks(), before, "tasks left behind");
+    assert_eq!(b.routes().await.unwrap().len(), 2);
+    let s = &a.snapshot().await.unwrap()[0];
+    assert_eq!(s.flaps, 200);
+    assert_eq!(s.state, SessionState::Established);
+}
