@@ -533,6 +533,13 @@ async fn shutdown_tells_the_peer_which_drops_our_routes() {
     })
     .await
     .unwrap();
+    // RFC 8326: first the routes again, with GRACEFUL_SHUTDOWN; then the Cease.
+    let tagged = next_event(&mut be, WAIT, |e| matches!(e, Event::RouteChanged { .. })).await;
+    let Some(Event::RouteChanged { route: Some(r), .. }) = tagged else {
+        panic!("{tagged:?}")
+    };
+    let c = r.attributes.attrs.communities.as_ref().unwrap();
+    assert!(c.contains(bgp_wire::Community::GRACEFUL_SHUTDOWN));
     let down = next_event(&mut be, WAIT, |e| matches!(e, Event::PeerDown { .. })).await;
     assert!(
         matches!(
