@@ -129,6 +129,15 @@ pub fn set_listener_md5(
 /// Accepts TCP connections for ever, applies the peer's TTL or GTSM settings, and dispatches
 /// them; connections from unconfigured addresses are closed at once.
 pub fn spawn_tcp_listener(listener: TcpListener, dispatcher: Dispatcher) -> JoinHandle<()> {
+    spawn_shared_tcp_listener(Arc::new(listener), dispatcher)
+}
+
+/// [`spawn_tcp_listener`] for a listener shared with whoever keeps its MD5 keys up to date
+/// ([`set_listener_md5`]) as peers come and go.
+pub fn spawn_shared_tcp_listener(
+    listener: Arc<TcpListener>,
+    dispatcher: Dispatcher,
+) -> JoinHandle<()> {
     let local = listener.local_addr().ok();
     let span = tracing::debug_span!("listener", addr = ?local);
     tokio::spawn(tracing::Instrument::instrument(

@@ -1,5 +1,5 @@
 //! The peer task: one tokio task per configured peer that drives its [`Session`] over a
-//! [`Transport`] (STYLE 13).
+//! [`Transport`](crate::Transport) (STYLE 13).
 //!
 //! The task owns the connection, the session and the read buffer. It frames with
 //! [`bgp_wire::split_message`] (the header is checked before the body is awaited), decodes
@@ -367,6 +367,10 @@ pub struct PeerConfig {
     pub messages_per_wakeup: usize,
     /// How long a closed connection may take to flush its last bytes (a NOTIFICATION).
     pub close_linger: Duration,
+    /// The [`Outbox`] writes the End-of-RIB markers (after the initial table, as the RIB's
+    /// Adj-RIB-Out does), so the session's own are not sent: they would overtake routes
+    /// still waiting in the outbox, or go twice.
+    pub end_of_rib_from_outbox: bool,
 }
 
 impl Default for PeerConfig {
@@ -378,6 +382,7 @@ impl Default for PeerConfig {
             write_watermark: 64 * 1024,
             messages_per_wakeup: 64,
             close_linger: Duration::from_secs(2),
+            end_of_rib_from_outbox: false,
         }
     }
 }
@@ -721,6 +726,12 @@ impl PeerTask {
             self.suppress_open = false;
             return;
         }
+        if self.config.end_of_rib_from_outbox
+            && matches!(&m, Message::Update(u) if u.end_of_rib().is_some())
+        {
+            // The outbox sends End-of-RIB after the routes it holds.
+            return;
+        }
         if self.wr.is_none() {
             tracing::debug!(kind = ?m.kind(), "no connection; message dropped");
             return;
@@ -778,7 +789,8 @@ impl PeerTask {
                 // The ConnectRetry timer retries; log a repeated error only once.
                 let text = e.to_string();
                 if self.last_connect_error.as_deref() != Some(&text) {
-                    tracing::warn!(error = %text, "connection attempt failed");
+                    // The peer is named here too: the span is off at the default level.
+                    tracing::warn!(peer = %self.id, error = %text, "connection attempt failed");
                     self.last_connect_error = Some(text);
                     self.publish(self.clock.now());
                 } else {
@@ -1060,6 +1072,8 @@ impl PeerTask {
         self.suppress_open = open.is_some();
         self.input(Input::TcpConnectionConfirmed);
         if let Some(open) = open {
+            // Read on the side connection: count it here.
+            self.stats.count_received(MessageType::Open);
             self.input(Input::Message(Message::Open(open)));
         }
     }
