@@ -630,7 +630,12 @@ impl Core {
         p
     }
 
-    fn add_to_rib(&mut self, id: &PeerId, config: &CorePeer, router_id: Ipv4Addr) -> SourceId {
+    fn add_to_rib(
+        &mut self,
+        id: &PeerId,
+        config: &CorePeer,
+        router_id: Ipv4Addr,
+    ) -> Option<SourceId> {
         let p = self.rib_peer(id, config, router_id);
         self.rib.add_peer_with(
             p,
@@ -639,10 +644,11 @@ impl Core {
         )
     }
 
-    /// Adds a peer (replacing one with the same id, whose routes go).
-    pub fn add_peer(&mut self, id: PeerId, config: CorePeer) -> CoreOutput {
+    /// Adds a peer (replacing one with the same id, whose routes go). `None` when the RIB
+    /// holds as many peers as it can (65,535).
+    pub fn add_peer(&mut self, id: PeerId, config: CorePeer) -> Option<CoreOutput> {
         let mut out = self.remove_peer(&id);
-        let source = self.add_to_rib(&id, &config, Ipv4Addr::UNSPECIFIED);
+        let source = self.add_to_rib(&id, &config, Ipv4Addr::UNSPECIFIED)?;
         self.by_source.insert(source, id.clone());
         let hold_output = config.restarting && !self.initial_routes_done;
         self.peers.insert(
@@ -657,7 +663,7 @@ impl Core {
             },
         );
         out.changed = true;
-        out
+        Some(out)
     }
 
     /// Removes a peer: its routes are withdrawn from the others.
@@ -765,8 +771,11 @@ impl Core {
             self.by_source.remove(&source);
             let mut c = config.clone();
             c.asn = neg.peer_asn;
-            source = self.add_to_rib(&peer, &c, neg.peer_bgp_id);
-            self.by_source.insert(source, peer.clone());
+            // The slot just freed is reused, so this cannot run out of identifiers.
+            if let Some(s) = self.add_to_rib(&peer, &c, neg.peer_bgp_id) {
+                source = s;
+                self.by_source.insert(source, peer.clone());
+            }
         }
         let Some(slot) = self.peers.get_mut(&peer) else {
             return out;

@@ -369,6 +369,9 @@ pub enum SpeakerError {
     /// A peer with that address and port exists already.
     #[error("peer {0} exists already")]
     PeerExists(PeerId),
+    /// The speaker holds as many peers as it can (65,535).
+    #[error("too many peers")]
+    TooManyPeers,
     /// Not supported yet.
     #[error("not supported yet: {0}")]
     Unsupported(&'static str),
@@ -741,7 +744,9 @@ impl Runner {
         if restarting.is_some() && self.deferral.is_none() {
             self.deferral = Some(Instant::now() + self.settings.eor_deferral);
         }
-        let out = lock(&self.core).add_peer(id.clone(), s.core_peer(restarting.is_some()));
+        let out = lock(&self.core)
+            .add_peer(id.clone(), s.core_peer(restarting.is_some()))
+            .ok_or(SpeakerError::TooManyPeers)?;
         let cfg = s.peer_config(&self.settings);
         let socket = cfg.socket.clone();
         let ctx = PeerContext {
@@ -832,7 +837,9 @@ impl Runner {
             .peer_counts(&id)
             .1
             .eq(&crate::snapshot::GrState::LocalRestarting);
-        let out = lock(&self.core).add_peer(id.clone(), s.core_peer(restarting));
+        let out = lock(&self.core)
+            .add_peer(id.clone(), s.core_peer(restarting))
+            .ok_or(SpeakerError::TooManyPeers)?;
         self.dispatcher
             .register(&id, e.handle.commands(), cfg.socket.clone());
         let _ = e

@@ -212,7 +212,13 @@ impl Rib {
         import: Box<dyn ImportPolicy>,
         export: Box<dyn ExportPolicy>,
     ) -> Option<SourceId> {
-        let id = SourceId(u16::try_from(self.peers.len()).ok()?);
+        // Reuse the slot of a removed peer (none of its routes are left anywhere), so that
+        // peers added and removed at runtime never exhaust the identifiers.
+        let slot = match self.peers.iter().skip(1).position(Option::is_none) {
+            Some(i) => i + 1,
+            None => self.peers.len(),
+        };
+        let id = SourceId(u16::try_from(slot).ok()?);
         let info = SourceInfo {
             local: false,
             ibgp: config.asn == self.config.local_asn,
@@ -220,7 +226,7 @@ impl Rib {
             router_id: config.router_id,
             address: config.address,
         };
-        self.peers.push(Some(PeerState {
+        let state = Some(PeerState {
             config,
             info,
             counts: PerFamily::default(),
@@ -228,7 +234,11 @@ impl Rib {
             import,
             export,
             session: None,
-        }));
+        });
+        match self.peers.get_mut(slot) {
+            Some(s) => *s = state,
+            None => self.peers.push(state),
+        }
         Some(id)
     }
 

@@ -1094,3 +1094,16 @@ proptest! {
         prop_assert_eq!(rib.attribute_sets(), 0);
     }
 }
+
+#[test]
+fn peers_added_and_removed_at_runtime_never_exhaust_identifiers() {
+    let mut rib = Rib::new(cfg());
+    let keep = rib.add_peer(peer(65001, 1)).unwrap();
+    let _ = rib.apply_update(keep, &upd(attrs(&[65001]), &["10.0.0.0/24"], &[]));
+    for _ in 0..70_000 {
+        let id = rib.add_peer(peer(65002, 2)).unwrap();
+        assert_ne!(id, keep);
+        let _ = rib.remove_peer(id);
+    }
+    assert_eq!(best_source(&rib, "10.0.0.0/24"), Some(keep));
+}
