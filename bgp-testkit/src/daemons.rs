@@ -828,6 +828,29 @@ impl Daemon {
         Ok(())
     }
 
+    /// Freezes the daemon (SIGSTOP): it sends nothing, not even KEEPALIVEs, and its TCP
+    /// connections stay open, so our hold timer expires.
+    pub fn pause(&self) -> Result<()> {
+        self.signal("STOP")
+    }
+
+    /// Lets a paused daemon run again (SIGCONT).
+    pub fn resume(&self) -> Result<()> {
+        self.signal("CONT")
+    }
+
+    fn signal(&self, sig: &str) -> Result<()> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| DaemonError(format!("{} is not running", self.spec.kind)))?;
+        run_cli(
+            Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(pid.to_string()),
+        )
+        .map(|_| ())
+    }
+
     /// Starts the daemon again with the same configuration, in graceful-restart restarting
     /// mode (`bird -R`, `gobgpd -r`;
     /// bgpd 8.4 has no such option and is simply started again) when `restarting`; waits until its CLI answers.
@@ -846,6 +869,12 @@ impl Daemon {
             return;
         };
         let pid = c.id().to_string();
+        // A paused daemon must run to act on SIGTERM.
+        let _ = Command::new("kill")
+            .args(["-CONT", &pid])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = Command::new("kill")
             .args(["-TERM", &pid])
             .stdout(Stdio::null())

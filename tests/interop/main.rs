@@ -13,6 +13,7 @@ mod graceful_restart;
 mod md5;
 mod ours;
 mod refresh;
+mod rfc8538;
 mod routes;
 mod timers;
 

@@ -23,6 +23,12 @@ fn soft_reset_in(kind: DaemonKind) {
         return;
     };
     let mut pair = establish(spec, cfg, lab);
+    let enhanced = pair
+        .ours
+        .status()
+        .negotiated
+        .is_some_and(|n| n.enhanced_route_refresh);
+    println!("{kind}: enhanced route refresh negotiated: {enhanced}");
     let v4: Vec<RouteSpec> = our_routes(false)
         .into_iter()
         .filter(|r| r.family() == AfiSafi::IPV4_UNICAST)

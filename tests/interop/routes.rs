@@ -141,17 +141,19 @@ fn both_ways(kind: DaemonKind, ibgp: bool) {
 }
 
 /// What a daemon adds on its own when showing a received route, and which the comparison
-/// leaves out (each case is in docs/interop.md).
+/// leaves out (docs/interop.md).
 fn normalize_daemon_view(
-    _kind: DaemonKind,
+    kind: DaemonKind,
     ibgp: bool,
     mut routes: Vec<DaemonRoute>,
 ) -> Vec<DaemonRoute> {
-    if !ibgp {
+    if !ibgp && kind == DaemonKind::Bird {
         for r in &mut routes {
-            // A LOCAL_PREF shown for an eBGP route is the daemon's own default (it is never
-            // received over eBGP, RFC 4271 §5.1.5).
-            r.local_pref = None;
+            // BIRD shows its default LOCAL_PREF (100) on routes learned over eBGP; it never
+            // came on the wire (RFC 4271 §5.1.5: not sent to external peers).
+            if r.local_pref == Some(100) {
+                r.local_pref = None;
+            }
         }
     }
     routes
