@@ -1599,3 +1599,184 @@ pub fn parse_gobgp_rib(text: &str) -> Result<Vec<DaemonRoute>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use bgp_wire::{Context, Message, pack_announce};
+    use bytes::BytesMut;
+
+    use super::*;
+
+    fn spec() -> RouteSpec {
+        let mut r = RouteSpec::new("203.0.113.0/24", "198.18.0.100");
+        r.med = Some(10);
+        r.communities = vec![(65000, 2), (65000, 1)];
+        r.large_communities = vec![(4_200_000_001, 1, 2), (4_200_000_001, 1, 1)];
+        r.route_targets = vec![(65000, 100)];
+        r.prepend = 2;
+        r
+    }
+
+    // Trimmed from `birdc show route all table master4` of BIRD 2.0.12 in routes::ebgp::bird;
+    // the second route of 203.0.113.0/24 (indented) was added by hand.
+    const BIRD: &str = "BIRD 2.0.12 ready.
+Table master4:
+198.51.100.0/25      unreachable [peer 18:47:41.720 from 127.95.2.2] * (100) [AS4200000001i]
+\tType: BGP univ
+\tBGP.origin: IGP
+\tBGP.as_path: 4200000001
+\tBGP.next_hop: 198.18.0.100
+\tBGP.local_pref: 100
+100.64.1.0/24        blackhole [st4 18:47:41.482] * (200)
+\tType: static univ
+203.0.113.0/24       unreachable [peer 18:47:41.720 from 127.95.2.2] * (100) [AS4200000001i]
+\tType: BGP univ
+\tBGP.origin: IGP
+\tBGP.as_path: 4200000001 4200000001 4200000001
+\tBGP.next_hop: 198.18.0.100
+\tBGP.med: 10
+\tBGP.local_pref: 100
+\tBGP.community: (65000,1) (65000,2)
+\tBGP.ext_community: (rt, 65000, 100)
+\tBGP.large_community: (4200000001, 1, 1) (4200000001, 1, 2)
+                     unreachable [peer2 18:47:42.000 from 127.95.2.3] (100) [AS65555i]
+\tType: BGP univ
+\tBGP.origin: IGP
+\tBGP.as_path: 65555
+\tBGP.next_hop: 198.18.0.200
+\tBGP.med: 99
+";
+
+    #[test]
+    fn bird_show_route_all_parses_the_best_route_per_prefix() {
+        let routes = parse_bird_routes(BIRD);
+        assert_eq!(routes.len(), 3);
+        let mut want = spec().expected(4_200_000_001, false);
+        want.local_pref = Some(100);
+        assert_eq!(routes[2], want);
+        assert_eq!(
+            routes[1].prefix,
+            "198.51.100.0/25".parse::<IpNet>().unwrap()
+        );
+        assert_eq!(routes[1].as_path, vec![4_200_000_001]);
+        assert_eq!(
+            routes[0].origin, None,
+            "a static route has no BGP attributes"
+        );
+    }
+
+    #[test]
+    fn frr_prefix_json_parses() {
+        // Trimmed from `show bgp ipv6 unicast 2001:db8:100::/48 json` of bgpd 8.4.4.
+        let text = r#"{"prefix":"2001:db8:100::/48","paths":[{"aspath":{"string":"4200000001 4200000001",
+            "length":2},"origin":"IGP","metric":20,"bestpath":{"overall":true},
+            "community":{"string":"65000:3"},"extendedCommunity":{"string":"RT:65000:106"},
+            "largeCommunity":{"string":"4200000001:6:6"},
+            "nexthops":[{"ip":"2001:db8:ffff::100","afi":"ipv6","scope":"global"},
+                        {"ip":"fe80::1","afi":"ipv6","scope":"link-local"}]}]}"#;
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        let r = parse_frr_prefix("2001:db8:100::/48", &v).unwrap().unwrap();
+        let mut want = RouteSpec::new("2001:db8:100::/48", "2001:db8:ffff::100");
+        want.med = Some(20);
+        want.communities = vec![(65000, 3)];
+        want.large_communities = vec![(4_200_000_001, 6, 6)];
+        want.route_targets = vec![(65000, 106)];
+        want.prepend = 1;
+        assert_eq!(r, want.expected(4_200_000_001, false));
+    }
+
+    #[test]
+    fn gobgp_rib_json_parses() {
+        // From `gobgp global rib -a ipv6 -j` of GoBGP 3.10.0.
+        let text = r#"{"2001:db8:100::/48":[{"nlri":{"prefix":"2001:db8:100::/48"},"best":true,
+            "attrs":[{"type":1,"value":0},{"type":2,"as_paths":[{"segment_type":2,"num":2,
+            "asns":[4200000001,4200000001]}]},{"type":4,"metric":20},{"type":8,
+            "communities":[4259840003]},{"type":16,"value":[{"type":0,"subtype":2,
+            "value":"65000:106"}]},{"type":32,"value":[{"ASN":4200000001,"LocalData1":6,
+            "LocalData2":6}]},{"type":14,"nexthop":"2001:db8:ffff::100","afi":2,"safi":1,
+            "value":[{"prefix":"2001:db8:100::/48"}]}],"stale":false}]}"#;
+        let r = parse_gobgp_rib(text).unwrap();
+        let mut want = RouteSpec::new("2001:db8:100::/48", "2001:db8:ffff::100");
+        want.med = Some(20);
+        want.communities = vec![(65000, 3)];
+        want.large_communities = vec![(4_200_000_001, 6, 6)];
+        want.route_targets = vec![(65000, 106)];
+        want.prepend = 1;
+        assert_eq!(r, vec![want.expected(4_200_000_001, false)]);
+    }
+
+    #[test]
+    fn a_packed_route_spec_decodes_to_its_expected_view() {
+        let ctx = Context::default();
+        let mut v6 = RouteSpec::new("2001:db8:100::/48", "2001:db8:ffff::100");
+        v6.local_pref = Some(200);
+        v6.communities = vec![(65000, 3)];
+        for (r, ibgp) in [(spec(), false), (v6, true)] {
+            let mut out = BytesMut::new();
+            let nh = r.wire_next_hop();
+            let nh = (r.family() != AfiSafi::IPV4_UNICAST).then_some(&nh);
+            let attrs = r.path_attributes(4_200_000_001, ibgp);
+            pack_announce(&ctx, &attrs, r.family(), nh, [r.prefix.into()], &mut out).unwrap();
+            let Message::Update(u) = Message::decode(out.freeze(), &ctx).unwrap() else {
+                panic!("not an UPDATE")
+            };
+            assert_eq!(
+                DaemonRoute::from_update(&u),
+                vec![r.expected(4_200_000_001, ibgp)]
+            );
+        }
+    }
+
+    #[test]
+    fn configs_name_the_neighbour_and_the_routes() {
+        let lab = Lab {
+            daemon: Ipv4Addr::new(127, 1, 2, 1),
+            ours: Ipv4Addr::new(127, 1, 2, 2),
+        };
+        let mut s = DaemonSpec::new(DaemonKind::Frr, lab, 4_200_000_002, 4_200_000_001);
+        s.routes = vec![spec()];
+        s.neighbor.password = Some("pw".into());
+        s.neighbor.hold_time = Some(0);
+        let dir = Path::new("/tmp/x");
+        let frr = frr_config(&s, dir);
+        assert!(
+            frr.contains(" neighbor 127.1.2.2 remote-as 4200000001\n"),
+            "{frr}"
+        );
+        assert!(frr.contains(" neighbor 127.1.2.2 timers 0 0\n"), "{frr}");
+        assert!(frr.contains(" neighbor 127.1.2.2 password pw\n"), "{frr}");
+        assert!(
+            frr.contains("  network 203.0.113.0/24 route-map ORIG-0\n"),
+            "{frr}"
+        );
+        assert!(
+            frr.contains(" set as-path prepend 4200000002 4200000002\n"),
+            "{frr}"
+        );
+        s.kind = DaemonKind::Bird;
+        let bird = bird_config(&s, dir);
+        assert!(
+            bird.contains("neighbor 127.1.2.2 port 179 as 4200000001;"),
+            "{bird}"
+        );
+        assert!(bird.contains("hold time 0;"), "{bird}");
+        assert!(
+            bird.contains("    bgp_ext_community.add((rt,65000,100));\n"),
+            "{bird}"
+        );
+        s.kind = DaemonKind::Gobgp;
+        let gobgp = gobgp_config(&s);
+        assert!(
+            gobgp.contains("neighbor-address = \"127.1.2.2\""),
+            "{gobgp}"
+        );
+        assert!(gobgp.contains("auth-password = \"pw\""), "{gobgp}");
+    }
+
+    #[test]
+    fn kinds_have_names() {
+        for k in DaemonKind::ALL {
+            assert_eq!(DaemonKind::from_name(k.name()), Some(k));
+        }
+    }
+}

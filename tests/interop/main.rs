@@ -10,6 +10,7 @@
 //! trait, so that the scenarios can later run against the full speaker.
 
 mod graceful_restart;
+mod harness;
 mod md5;
 mod ours;
 mod refresh;
