@@ -9,6 +9,7 @@
 //! Our side is [`ours::PeerTaskSide`] (one peer task over TCP) behind the [`ours::OurSide`]
 //! trait, so that the scenarios can later run against the full speaker.
 
+mod connect;
 mod graceful_restart;
 mod harness;
 mod md5;
@@ -96,6 +97,7 @@ pub(crate) fn setup(
         hold_time: 90,
         password: None,
         listen: false,
+        passive: false,
         connect_timeout: None,
     };
     edit(&mut spec, &mut ours);

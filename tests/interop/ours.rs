@@ -62,6 +62,8 @@ pub(crate) struct OurConfig {
     pub(crate) password: Option<String>,
     /// Also listen on our address (for daemons that connect).
     pub(crate) listen: bool,
+    /// Never connect; wait for the daemon (PassiveTcpEstablishment, RFC 4271 §8.1.1).
+    pub(crate) passive: bool,
     /// Give up a connection attempt that gets no answer after this long, as an error (so
     /// that the status says why); `None`: the ConnectRetry timer drops it silently.
     pub(crate) connect_timeout: Option<Duration>,
@@ -76,6 +78,7 @@ impl OurConfig {
                 peer_asn: Some(Asn(self.peer_asn)),
                 bgp_id: self.addr,
                 hold_time: self.hold_time,
+                passive: self.passive,
                 connect_retry_time: Duration::from_secs(2),
                 idle_hold_time: Duration::from_secs(1),
                 damp_peer_oscillations: false,
