@@ -941,13 +941,24 @@ impl Core {
     /// Drains what `peer` is owed into `out` (the peer task's write buffer). Nothing while
     /// the peer is held back for our restart, or not up.
     pub fn drain(&mut self, peer: &PeerId, out: &mut BytesMut) -> usize {
+        self.drain_limited(peer, out, usize::MAX)
+    }
+
+    /// Like [`Core::drain`], for at most `max_prefixes` of what the peer is owed, so that a
+    /// writer can take a table in slices as the socket accepts them.
+    pub fn drain_limited(
+        &mut self,
+        peer: &PeerId,
+        out: &mut BytesMut,
+        max_prefixes: usize,
+    ) -> usize {
         let Some(slot) = self.peers.get(peer) else {
             return 0;
         };
         if slot.hold_output || slot.negotiated.is_none() {
             return 0;
         }
-        let d = self.rib.drain(slot.source, out);
+        let d = self.rib.drain_limited(slot.source, out, max_prefixes);
         for e in &d.errors {
             tracing::warn!(peer = %peer, error = %e, "routes not encodable, not sent");
         }
@@ -1083,10 +1094,21 @@ impl CoreOutbox {
 }
 
 impl Outbox for CoreOutbox {
-    fn drain(&mut self, _ctx: &Context, out: &mut BytesMut, _budget: usize) -> usize {
-        // The RIB drains everything queued at once: the Adj-RIB-Out holds one entry per
-        // prefix, so this is bounded by the table, never by the churn.
-        lock(&self.core).drain(&self.peer, out)
+    fn drain(&mut self, _ctx: &Context, out: &mut BytesMut, budget: usize) -> usize {
+        // Slices of the Adj-RIB-Out until the budget is used: what the peer has not taken
+        // stays one entry per prefix there, never a queue of messages here.
+        const SLICE: usize = 1024;
+        let start = out.len();
+        let mut messages = 0;
+        let mut core = lock(&self.core);
+        while out.len() - start < budget {
+            let n = core.drain_limited(&self.peer, out, SLICE);
+            if n == 0 {
+                break;
+            }
+            messages += n;
+        }
+        messages
     }
 }
 
