@@ -289,16 +289,16 @@ target_start_frr() {
     TARGET_PID=$!; STARTED_PIDS+=("$TARGET_PID")
 }
 
-# ---- bgp-speaker (our CLI, examples/speaker) ------------------------------------------------
-# NOT BUILT YET: the runtime comes later (issue 5). To add it, build the CLI with the cargo
-# command below, write its TOML config (listen on $addr, the peers of peer_list, accept-all,
-# export-learned) into $dir, start it in the background and set TARGET_PID exactly as the
-# functions above do. Run it twice (multi-thread and current-thread runtime) as issue 8 asks,
-# e.g. as targets "speaker" and "speaker-ct".
+# ---- bgp-speaker (our CLI, examples/speaker.rs) -----------------------------------------------
+# STUB: not wired in yet. The CLI with `--config FILE` landed while this driver was written; to
+# add it, fill in this one function like the three above: build it (`cargo build --release
+# --example speaker`), write a TOML config as in examples/speaker.toml into $dir ([global] asn,
+# router-id, listen = [] (we only connect out), export-learned = true; one [[peer]] per line of
+# peer_list with local-address = $addr, families = ["ipv4-unicast", "ipv6-unicast"],
+# connect-retry = 1), start "$REPO/target/release/examples/speaker" --config "$dir/speaker.toml"
+# in the background and set TARGET_PID / STARTED_PIDS. Issue 8 wants it twice (multi-thread and
+# current-thread runtime): two targets, e.g. "speaker" and "speaker-ct".
 target_start_speaker() {
-    # cargo build --release --example speaker
-    # "$REPO/target/release/examples/speaker" --config "$dir/speaker.toml" &
-    # TARGET_PID=$!; STARTED_PIDS+=("$TARGET_PID")
     log "speaker: skipped: not built yet"
     return 2
 }
