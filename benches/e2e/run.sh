@@ -21,7 +21,8 @@
 #                 5: graceful restart of the injector (SIGKILL, restart with the R bit and the
 #                    same table): time from its End-of-RIB until the target's CPU time stops
 #                    moving for 2 s, and the withdrawals the monitor saw (should be zero)
-#   --targets     bird, gobgp, frr, speaker (speaker: our CLI, not built yet: skipped)
+#   --targets     bird, gobgp, frr, speaker (our CLI, current-thread runtime), speaker-mt
+#                 (our CLI, multi-thread runtime)
 #   --summarize F print the tables of a results.jsonl kept with --out (with the --size it ran at)
 #
 # Must run as root (port 179). Uses 127.0.8.0/24 only (--net 127.0.9 picks another /24): targets
@@ -34,7 +35,7 @@ REPO="${E2E_REPO:-$(cd "$HERE/../.." && pwd)}"   # E2E_REPO: when running a copy
 
 REPS=3
 SIZE=bar
-TARGETS=bird,gobgp,frr
+TARGETS=speaker,speaker-mt,bird,gobgp,frr
 SCENARIOS=1
 OUT=""
 SETTLE=3
@@ -175,8 +176,8 @@ peer_list() {  # peer_list N_INJ N_MON -> "addr asn" lines
 # TARGET_PID and appends it to STARTED_PIDS; it returns 2 to skip the target. The daemon must
 # connect to every peer of peer_list (they listen on port 179) with eBGP, IPv4 and IPv6
 # unicast, and must not need a kernel route for the next hop 198.18.0.1.
-declare -A TARGET_ADDR=([bird]=$NET.1 [gobgp]=$NET.2 [frr]=$NET.3 [speaker]=$NET.4)
-declare -A TARGET_ASN=([bird]=4200000001 [gobgp]=4200000002 [frr]=4200000003 [speaker]=4200000004)
+declare -A TARGET_ADDR=([bird]=$NET.1 [gobgp]=$NET.2 [frr]=$NET.3 [speaker]=$NET.4 [speaker-mt]=$NET.5)
+declare -A TARGET_ASN=([bird]=4200000001 [gobgp]=4200000002 [frr]=4200000003 [speaker]=4200000004 [speaker-mt]=4200000005)
 declare -A TARGET_VERSION=()
 
 target_start_bird() {
@@ -290,18 +291,35 @@ target_start_frr() {
 }
 
 # ---- bgp-speaker (our CLI, examples/speaker.rs) -----------------------------------------------
-# STUB: not wired in yet. The CLI with `--config FILE` landed while this driver was written; to
-# add it, fill in this one function like the three above: build it (`cargo build --release
-# --example speaker`), write a TOML config as in examples/speaker.toml into $dir ([global] asn,
-# router-id, listen = [] (we only connect out), export-learned = true; one [[peer]] per line of
-# peer_list with local-address = $addr, families = ["ipv4-unicast", "ipv6-unicast"],
-# connect-retry = 1), start "$REPO/target/release/examples/speaker" --config "$dir/speaker.toml"
-# in the background and set TARGET_PID / STARTED_PIDS. Issue 8 wants it twice (multi-thread and
-# current-thread runtime): two targets, e.g. "speaker" and "speaker-ct".
-target_start_speaker() {
-    log "speaker: skipped: not built yet"
-    return 2
+# Two targets: "speaker" (the CLI's default current-thread runtime) and "speaker-mt"
+# (--multi-thread). export-learned makes it pass what the injectors send on to the monitors;
+# it connects out to every tool (they listen), like the daemons.
+target_start_speaker_any() {  # DIR ADDR ASN N_INJ N_MON FLAGS...
+    local dir="$1" addr="$2" asn="$3" ninj="$4" nmon="$5" a p
+    shift 5
+    {
+        echo "[global]"
+        echo "asn = $asn"
+        echo "router-id = \"10.0.8.4\""
+        echo "export-learned = true"
+        echo "restart-state-file = \"$dir/speaker.restart-state\""
+        peer_list "$ninj" "$nmon" | while read -r a p; do
+            echo "[[peer]]"
+            echo "address = \"$a\""
+            echo "peer-asn = $p"
+            echo "local-address = \"$addr\""
+            echo "connect-retry = 1"
+            echo "families = [\"ipv4-unicast\", \"ipv6-unicast\"]"
+        done
+    } > "$dir/speaker.toml"
+    TARGET_VERSION[speaker]="bgp-speaker $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null)"
+    TARGET_VERSION[speaker-mt]="${TARGET_VERSION[speaker]} (multi-thread)"
+    "$REPO/target/release/examples/speaker" --config "$dir/speaker.toml" "$@" \
+        >"$dir/speaker.out" 2>&1 &
+    TARGET_PID=$!; STARTED_PIDS+=("$TARGET_PID")
 }
+target_start_speaker() { target_start_speaker_any "$@"; }
+target_start_speaker-mt() { target_start_speaker_any "$@" --multi-thread; }
 
 # ------------------------------------------------------------------------ one run
 LOAD="$REPO/target/release/examples/bgpload"
@@ -542,7 +560,7 @@ PY
 # ------------------------------------------------------------------------ main
 if [ -n "$SUMMARIZE" ]; then summarize "$SUMMARIZE" "$SIZE"; exit 0; fi
 log "building the load generator (release)"
-(cd "$REPO" && cargo build --release --example bgpload >&2)
+(cd "$REPO" && cargo build --release --example bgpload --example speaker >&2)
 log "work dir $WORK; size $SIZE ($IPV4 IPv4 + $IPV6 IPv6 prefixes, $SETS attribute sets); reps $REPS"
 
 IFS=, read -r -a TARGET_LIST <<<"$TARGETS"
