@@ -861,16 +861,31 @@ async fn scripted_pair(
     net: &MemoryNetwork,
     enhanced: bool,
 ) -> (SpeakerHandle, EventStream, Scripted) {
+    let (a, ae, mut raw) = scripted_with(
+        net,
+        enhanced,
+        vec![route("10.1.0.0/16"), route("10.2.0.0/16")],
+    )
+    .await;
+    let first = raw.until_quiet(Duration::from_secs(5)).await;
+    assert_eq!(describe(&first), ["10.1.0.0/16 10.2.0.0/16", "EoR"]);
+    (a, ae, raw)
+}
+
+/// Speaker 1 with these routes, and the scripted peer established with it.
+async fn scripted_with(
+    net: &MemoryNetwork,
+    enhanced: bool,
+    announcements: Vec<Announcement>,
+) -> (SpeakerHandle, EventStream, Scripted) {
     let mut listener = net.listen(SocketAddr::new(ip(2), 179), 1);
     let (a, ae) = Speaker::start(GlobalSettings {
-        announcements: vec![route("10.1.0.0/16"), route("10.2.0.0/16")],
+        announcements,
         ..settings(net, 1, &[2])
     })
     .await
     .unwrap();
-    let mut raw = Scripted::establish(&mut listener, enhanced).await;
-    let first = raw.until_quiet(Duration::from_secs(5)).await;
-    assert_eq!(describe(&first), ["10.1.0.0/16 10.2.0.0/16", "EoR"]);
+    let raw = Scripted::establish(&mut listener, enhanced).await;
     (a, ae, raw)
 }
 
@@ -925,5 +940,54 @@ async fn soft_reset_out_re_sends_our_routes_without_refresh_markers() {
         a.reset_peer(&unknown, bgp_speaker::Reset::SoftOut).await,
         Err(bgp_speaker::SpeakerError::UnknownPeer(_))
     ));
+    a.shutdown(ShutdownOptions::default()).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn rfc7313_4_eorr_follows_a_table_larger_than_the_write_buffer() {
+    // 20,000 prefixes: several times the peer task's write watermark (64 KiB) and the
+    // in-memory pipe, so the re-advertisement takes many drains.
+    const N: usize = 20_000;
+    let net = MemoryNetwork::new(64 * 1024);
+    let routes: Vec<Announcement> = (0..N)
+        .map(|i| route(&format!("10.{}.{}.0/24", i / 256, i % 256)))
+        .collect();
+    let (a, _ae, mut raw) = scripted_with(&net, true, routes).await;
+    let count = |ms: &[Message]| -> usize {
+        ms.iter()
+            .map(|m| match m {
+                Message::Update(u) => u.announced().count(),
+                _ => 0,
+            })
+            .sum()
+    };
+    let mut first = Vec::new();
+    loop {
+        let m = raw.next().await;
+        let eor = matches!(&m, Message::Update(u) if u.end_of_rib().is_some());
+        first.push(m);
+        if eor {
+            break;
+        }
+    }
+    assert_eq!(count(&first), N);
+    raw.send(Message::RouteRefresh(bgp_wire::RouteRefresh::request(
+        AfiSafi::IPV4_UNICAST,
+    )))
+    .await;
+    let mut again = Vec::new();
+    loop {
+        let m = raw.next().await;
+        let eorr = matches!(&m, Message::RouteRefresh(r)
+            if r.subtype == bgp_wire::route_refresh::RouteRefreshSubtype::EndOfRefresh);
+        again.push(m);
+        if eorr {
+            break;
+        }
+    }
+    assert_eq!(describe(&again[..1]), ["BoRR"]);
+    assert_eq!(count(&again), N, "every route before the EoRR");
+    assert!(again.len() > 10, "in many UPDATEs: {}", again.len());
+    assert!(raw.until_quiet(Duration::from_secs(5)).await.is_empty());
     a.shutdown(ShutdownOptions::default()).await.unwrap();
 }
