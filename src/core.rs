@@ -13,7 +13,7 @@
 //! | `RetainStale` | [`Rib::mark_stale`] | [`Event::StaleKept`] |
 //! | `PurgeStale` | [`Rib::purge_stale`] | [`Event::StalePurged`] |
 //! | `MarkLlgrStale` | [`Rib::mark_llgr_stale`] | — |
-//! | `RouteRefreshRequested` | — (see below) | — |
+//! | `RouteRefreshRequested` | [`Rib::refresh_out`]; [`CoreCommand::RefreshDone`] once written | — |
 //! | `SessionDown` | [`Rib::peer_down`], keeping the retained families stale | [`Event::PeerDown`] |
 //!
 //! Outgoing routes are pulled: each peer task drains a [`CoreOutbox`], which locks the core
@@ -28,9 +28,12 @@
 //! other peers only with [`CoreSettings::export_learned`] (route-server style: next hops are
 //! kept as received).
 //!
-//! Not yet done here (needs a `bgp-rib` call that re-queues what a peer was told): answering
-//! a route refresh with a full re-advertisement. The request is acknowledged (EoRR for
-//! enhanced route refresh) and the Adj-RIB-Out keeps the peer in sync as usual.
+//! Route refresh (RFC 2918, RFC 7313): a peer's request re-marks everything it holds of the
+//! family in its Adj-RIB-Out ([`Rib::refresh_out`]); the outbox drains it as usual, and the
+//! drain that writes the last of it queues [`CoreCommand::RefreshDone`] for the peer task
+//! ([`Core::take_commands`]), whose session then sends EoRR when enhanced route refresh was
+//! negotiated: the marker is written after the routes. [`Core::soft_reset_out`] re-sends
+//! every negotiated family the same way, without EoRR (the peer did not ask).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -539,6 +542,9 @@ struct PeerSlot {
     hold_output: bool,
     /// Families the GR machine keeps stale.
     stale: AfiSafiSet,
+    /// Families whose route refresh the peer asked for and we are still re-sending: the
+    /// peer task is told when the drain has written them (EoRR, RFC 7313 §4).
+    refresh_asked: AfiSafiSet,
 }
 
 /// The core: the RIB and the peers. See the module documentation.
@@ -553,6 +559,9 @@ pub struct Core {
     initial_routes_done: bool,
     /// Events produced while draining (End-of-RIB sent), picked up by [`Core::take_events`].
     pending: Vec<Event>,
+    /// Commands produced while draining (a refresh written), picked up by
+    /// [`Core::take_commands`].
+    pending_commands: Vec<(PeerId, CoreCommand)>,
     waker: Option<Box<dyn Fn() + Send>>,
 }
 
@@ -594,6 +603,7 @@ impl Core {
             graceful_shutdown: false,
             initial_routes_done: false,
             pending: Vec::new(),
+            pending_commands: Vec::new(),
             waker: None,
         }
     }
@@ -608,8 +618,8 @@ impl Core {
         &self.rib
     }
 
-    /// Called (with the core locked) when a drain produced events; the driver then calls
-    /// [`Core::take_events`].
+    /// Called (with the core locked) when a drain produced events or commands; the driver
+    /// then calls [`Core::take_events`] and [`Core::take_commands`].
     pub fn set_waker(&mut self, waker: Box<dyn Fn() + Send>) {
         self.waker = Some(waker);
     }
@@ -617,6 +627,12 @@ impl Core {
     /// The events produced outside of a call's [`CoreOutput`] (while draining).
     pub fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.pending)
+    }
+
+    /// The commands for peer tasks produced outside of a call's [`CoreOutput`] (while
+    /// draining): [`CoreCommand::RefreshDone`] once a requested refresh is written.
+    pub fn take_commands(&mut self) -> Vec<(PeerId, CoreCommand)> {
+        std::mem::take(&mut self.pending_commands)
     }
 
     fn rib_peer(&self, id: &PeerId, config: &CorePeer, router_id: Ipv4Addr) -> bgp_rib::PeerConfig {
@@ -660,6 +676,7 @@ impl Core {
                 negotiated: None,
                 hold_output,
                 stale: AfiSafiSet::EMPTY,
+                refresh_asked: AfiSafiSet::EMPTY,
             },
         );
         out.changed = true;
@@ -742,13 +759,19 @@ impl Core {
                 self.output(ch)
             }
             Action::RouteRefreshRequested(family) => {
-                // The Adj-RIB-Out keeps the peer in sync; a full re-advertisement needs a
-                // re-queue call in bgp-rib (see the module documentation).
                 tracing::debug!(peer = %peer, %family, "route refresh requested");
-                CoreOutput {
-                    commands: vec![(peer, CoreCommand::RefreshDone(family))],
-                    ..CoreOutput::default()
+                let mut out = CoreOutput::default();
+                if self.rib.refresh_out(source, family) {
+                    // RefreshDone follows once the drain has written the routes.
+                    slot.refresh_asked.insert(family);
+                    if !slot.hold_output {
+                        out.notify.push(peer);
+                    }
+                } else {
+                    // Nothing the RIB can re-send (a family it does not handle).
+                    out.commands.push((peer, CoreCommand::RefreshDone(family)));
                 }
+                out
             }
             Action::SessionDown(reason) => self.session_down(peer, reason),
             // Not route-affecting; peer tasks do not forward them.
@@ -782,6 +805,7 @@ impl Core {
         };
         slot.source = source;
         slot.router_id = neg.peer_bgp_id;
+        slot.refresh_asked = AfiSafiSet::EMPTY;
         self.rib.peer_up(source, neg.context(), neg.families);
         if !slot.hold_output {
             out.notify.push(peer.clone());
@@ -803,6 +827,7 @@ impl Core {
             return CoreOutput::default();
         };
         slot.negotiated = None;
+        slot.refresh_asked = AfiSafiSet::EMPTY;
         let source = slot.source;
         let keep = slot.stale;
         let mut out = CoreOutput {
@@ -938,6 +963,25 @@ impl Core {
         out
     }
 
+    /// Soft reset out: re-sends the peer everything it should have, for every negotiated
+    /// family ([`Rib::refresh_out`]), without End-of-Route-Refresh markers (the peer did not
+    /// ask). `None` for an unknown peer; nothing while its session is down.
+    pub fn soft_reset_out(&mut self, id: &PeerId) -> Option<CoreOutput> {
+        let slot = self.peers.get(id)?;
+        let mut out = CoreOutput::default();
+        let Some(neg) = &slot.negotiated else {
+            return Some(out);
+        };
+        let mut any = false;
+        for family in neg.families.iter() {
+            any |= self.rib.refresh_out(slot.source, family);
+        }
+        if any && !slot.hold_output {
+            out.notify.push(id.clone());
+        }
+        Some(out)
+    }
+
     /// Drains what `peer` is owed into `out` (the peer task's write buffer). Nothing while
     /// the peer is held back for our restart, or not up.
     pub fn drain(&mut self, peer: &PeerId, out: &mut BytesMut) -> usize {
@@ -952,7 +996,7 @@ impl Core {
         out: &mut BytesMut,
         max_prefixes: usize,
     ) -> usize {
-        let Some(slot) = self.peers.get(peer) else {
+        let Some(slot) = self.peers.get_mut(peer) else {
             return 0;
         };
         if slot.hold_output || slot.negotiated.is_none() {
@@ -962,13 +1006,24 @@ impl Core {
         for e in &d.errors {
             tracing::warn!(peer = %peer, error = %e, "routes not encodable, not sent");
         }
-        if !d.end_of_rib.is_empty() {
-            for family in d.end_of_rib {
-                self.pending.push(Event::EndOfRibSent {
-                    peer: peer.clone(),
-                    family,
-                });
+        let mut wake = false;
+        for family in d.refresh_done {
+            // The routes are in the write buffer: the EoRR the command causes follows them.
+            if slot.refresh_asked.contains(family) {
+                slot.refresh_asked.remove(family);
+                self.pending_commands
+                    .push((peer.clone(), CoreCommand::RefreshDone(family)));
+                wake = true;
             }
+        }
+        for family in d.end_of_rib {
+            self.pending.push(Event::EndOfRibSent {
+                peer: peer.clone(),
+                family,
+            });
+            wake = true;
+        }
+        if wake {
             if let Some(w) = &self.waker {
                 w();
             }
@@ -1360,6 +1415,42 @@ mod tests {
                 peer: p.clone(),
                 family: AfiSafi::IPV4_UNICAST
             }
+        );
+    }
+
+    #[test]
+    fn a_route_refresh_resends_the_family_then_says_refresh_done() {
+        let (mut c, p) = core_with(2, false);
+        let _ = c.handle(ev(&p, Action::Established(Box::new(negotiated(65002, 2)))));
+        let _ = c.set_routes(vec![announce("10.1.0.0/16"), announce("10.2.0.0/16")]);
+        assert_eq!(messages(&mut c, &p).len(), 3, "routes, two End-of-RIBs");
+        let _ = c.take_events();
+        let v4 = AfiSafi::IPV4_UNICAST;
+        let out = c.handle(ev(&p, Action::RouteRefreshRequested(v4)));
+        assert_eq!(out.notify, vec![p.clone()]);
+        assert!(out.commands.is_empty(), "RefreshDone waits for the routes");
+        assert!(c.take_commands().is_empty());
+        let m = messages(&mut c, &p);
+        assert_eq!(m.len(), 1);
+        assert!(matches!(&m[0], Message::Update(u) if u.announced().count() == 2));
+        assert_eq!(
+            c.take_commands(),
+            vec![(p.clone(), CoreCommand::RefreshDone(v4))]
+        );
+        assert!(c.take_events().is_empty(), "no End-of-RIB again");
+        // Soft reset out: the same routes again, and no RefreshDone (the peer did not ask).
+        let out = c.soft_reset_out(&p).unwrap();
+        assert_eq!(out.notify, vec![p.clone()]);
+        let m = messages(&mut c, &p);
+        assert_eq!(m.len(), 1);
+        assert!(c.take_commands().is_empty());
+        assert!(c.soft_reset_out(&peer(9)).is_none());
+        // A refresh of a family with nothing in it is done at once, at the next drain.
+        let _ = c.handle(ev(&p, Action::RouteRefreshRequested(AfiSafi::IPV6_UNICAST)));
+        assert!(messages(&mut c, &p).is_empty());
+        assert_eq!(
+            c.take_commands(),
+            vec![(p.clone(), CoreCommand::RefreshDone(AfiSafi::IPV6_UNICAST))]
         );
     }
 

@@ -334,7 +334,9 @@ pub enum Reset {
     Hard,
     /// Ask the peer to send its routes again (route refresh, RFC 2918).
     SoftIn,
-    /// Send the peer our routes again.
+    /// Send the peer our routes again: everything it should have, for every negotiated
+    /// family, in its current state (no End-of-Route-Refresh marker: the peer did not ask).
+    /// Nothing while the session is down.
     SoftOut,
 }
 
@@ -943,10 +945,15 @@ impl Runner {
                     self.apply(out).await;
                 }
                 () = self.wake.notified() => {
-                    let events = lock(&self.core).take_events();
-                    for e in events {
-                        self.emit(e);
-                    }
+                    let out = {
+                        let mut core = lock(&self.core);
+                        CoreOutput {
+                            events: core.take_events(),
+                            commands: core.take_commands(),
+                            ..CoreOutput::default()
+                        }
+                    };
+                    self.apply(out).await;
                 }
                 () = tokio::time::sleep_until(deferral.unwrap_or(far)), if deferral.is_some() => {
                     tracing::info!("End-of-RIB deferral time passed: releasing our routes");
@@ -996,9 +1003,16 @@ impl Runner {
                 let x = match how {
                     Reset::Hard => self.peer_command(&id, PeerCommand::HardReset).await,
                     Reset::SoftIn => self.peer_command(&id, PeerCommand::SoftResetIn(None)).await,
-                    Reset::SoftOut => Err(SpeakerError::Unsupported(
-                        "soft reset out (needs a re-advertise call in bgp-rib)",
-                    )),
+                    Reset::SoftOut => {
+                        let out = lock(&self.core).soft_reset_out(&id);
+                        match out {
+                            Some(out) => {
+                                self.apply(out).await;
+                                Ok(())
+                            }
+                            None => Err(SpeakerError::UnknownPeer(id.clone())),
+                        }
+                    }
                 };
                 let _ = r.send(x);
             }

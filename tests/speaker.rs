@@ -674,12 +674,13 @@ async fn liveness_loss_keeps_routes_when_asked_and_a_hard_reset_drops_them() {
     route_changes(&mut be, 1).await;
     assert_eq!(b.routes().await.unwrap().len(), 2);
 
-    // Soft reset in asks B again; soft reset out is not there yet.
+    // Soft reset in asks B again; soft reset out sends B our routes again.
     a.reset_peer(&b_id, bgp_speaker::Reset::SoftIn)
         .await
         .unwrap();
-    let e = a.reset_peer(&b_id, bgp_speaker::Reset::SoftOut).await;
-    assert!(matches!(e, Err(bgp_speaker::SpeakerError::Unsupported(_))));
+    a.reset_peer(&b_id, bgp_speaker::Reset::SoftOut)
+        .await
+        .unwrap();
     let unknown = bgp_speaker::PeerId::new(ip(99));
     assert!(matches!(
         a.reset_peer(&unknown, bgp_speaker::Reset::Hard).await,
@@ -755,4 +756,238 @@ async fn many_flaps_leave_no_task_and_no_route_behind() {
     let s = &a.snapshot().await.unwrap()[0];
     assert_eq!(s.flaps, 200);
     assert_eq!(s.state, SessionState::Established);
+}
+
+/// A peer at `ip(2)` (AS 65002) scripted by hand, to see exactly what speaker 1 sends and in
+/// which order.
+struct Scripted {
+    stream: tokio::io::DuplexStream,
+    buf: BytesMut,
+    ctx: bgp_wire::Context,
+}
+
+impl Scripted {
+    /// Accepts speaker 1's connection and completes the OPEN exchange, offering route
+    /// refresh and, with `enhanced`, enhanced route refresh (RFC 7313).
+    async fn establish(
+        listener: &mut bgp_speaker::testkit::MemoryListener,
+        enhanced: bool,
+    ) -> Self {
+        let (stream, _) = tokio::time::timeout(WAIT, listener.accept())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut s = Scripted {
+            stream,
+            buf: BytesMut::new(),
+            ctx: bgp_wire::Context::default(),
+        };
+        let Message::Open(theirs) = s.next().await else {
+            panic!("no OPEN")
+        };
+        let mut caps = vec![
+            Capability::Multiprotocol(AfiSafi::IPV4_UNICAST),
+            Capability::RouteRefresh,
+        ];
+        if enhanced {
+            caps.push(Capability::EnhancedRouteRefresh);
+        }
+        let ours = bgp_wire::Open::new(Asn(65002), 90, Ipv4Addr::new(192, 0, 2, 2), caps);
+        s.send(Message::Open(ours.clone())).await;
+        s.send(Message::Keepalive).await;
+        let neg = bgp_fsm::Negotiated::new(&ours, &theirs, None);
+        assert_eq!(neg.enhanced_route_refresh, enhanced);
+        s.ctx = neg.context();
+        s
+    }
+
+    async fn send(&mut self, m: Message) {
+        use tokio::io::AsyncWriteExt;
+        let mut out = BytesMut::new();
+        m.encode(&self.ctx, &mut out).unwrap();
+        self.stream.write_all(&out).await.unwrap();
+    }
+
+    /// The next message other than KEEPALIVE.
+    async fn next(&mut self) -> Message {
+        loop {
+            if let Some((h, m)) = split_message(&mut self.buf, 65535).unwrap() {
+                match Message::decode_body(h, m.slice(19..), &self.ctx).unwrap() {
+                    Message::Keepalive => continue,
+                    m => return m,
+                }
+            }
+            let n = tokio::time::timeout(WAIT, self.stream.read_buf(&mut self.buf))
+                .await
+                .expect("a message in time")
+                .unwrap();
+            assert!(n > 0, "connection closed");
+        }
+    }
+
+    /// Every message (but KEEPALIVEs) that comes within `quiet` of the last one.
+    async fn until_quiet(&mut self, quiet: Duration) -> Vec<Message> {
+        let mut v = Vec::new();
+        while let Ok(m) = tokio::time::timeout(quiet, self.next()).await {
+            v.push(m);
+        }
+        v
+    }
+}
+
+/// What a sequence of messages says, in order: `BoRR`, `EoRR`, `EoR`, or the prefixes an
+/// UPDATE announces.
+fn describe(ms: &[Message]) -> Vec<String> {
+    use bgp_wire::route_refresh::RouteRefreshSubtype;
+    ms.iter()
+        .map(|m| match m {
+            Message::Update(u) if u.end_of_rib().is_some() => "EoR".to_string(),
+            Message::Update(u) => {
+                let mut v: Vec<String> = u.announced().map(|(_, n)| n.prefix.to_string()).collect();
+                v.sort();
+                v.join(" ")
+            }
+            Message::RouteRefresh(r) => match r.subtype {
+                RouteRefreshSubtype::BeginningOfRefresh => "BoRR".to_string(),
+                RouteRefreshSubtype::EndOfRefresh => "EoRR".to_string(),
+                s => format!("{s:?}"),
+            },
+            m => format!("{:?}", m.kind()),
+        })
+        .collect()
+}
+
+async fn scripted_pair(
+    net: &MemoryNetwork,
+    enhanced: bool,
+) -> (SpeakerHandle, EventStream, Scripted) {
+    let (a, ae, mut raw) = scripted_with(
+        net,
+        enhanced,
+        vec![route("10.1.0.0/16"), route("10.2.0.0/16")],
+    )
+    .await;
+    let first = raw.until_quiet(Duration::from_secs(5)).await;
+    assert_eq!(describe(&first), ["10.1.0.0/16 10.2.0.0/16", "EoR"]);
+    (a, ae, raw)
+}
+
+/// Speaker 1 with these routes, and the scripted peer established with it.
+async fn scripted_with(
+    net: &MemoryNetwork,
+    enhanced: bool,
+    announcements: Vec<Announcement>,
+) -> (SpeakerHandle, EventStream, Scripted) {
+    let mut listener = net.listen(SocketAddr::new(ip(2), 179), 1);
+    let (a, ae) = Speaker::start(GlobalSettings {
+        announcements,
+        ..settings(net, 1, &[2])
+    })
+    .await
+    .unwrap();
+    let raw = Scripted::establish(&mut listener, enhanced).await;
+    (a, ae, raw)
+}
+
+#[tokio::test(start_paused = true)]
+async fn rfc2918_a_route_refresh_request_gets_every_route_again() {
+    let net = MemoryNetwork::new(64 * 1024);
+    let (a, _ae, mut raw) = scripted_pair(&net, false).await;
+    raw.send(Message::RouteRefresh(bgp_wire::RouteRefresh::request(
+        AfiSafi::IPV4_UNICAST,
+    )))
+    .await;
+    let again = raw.until_quiet(Duration::from_secs(5)).await;
+    assert_eq!(
+        describe(&again),
+        ["10.1.0.0/16 10.2.0.0/16"],
+        "no EoRR without RFC 7313"
+    );
+    a.shutdown(ShutdownOptions::default()).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn rfc7313_4_the_re_advertisement_goes_between_borr_and_eorr() {
+    let net = MemoryNetwork::new(64 * 1024);
+    let (a, _ae, mut raw) = scripted_pair(&net, true).await;
+    // A route withdrawn before the request is not sent again.
+    assert!(a.withdraw(prefix("10.2.0.0/16")).await.unwrap());
+    let Message::Update(u) = raw.next().await else {
+        panic!("no withdrawal")
+    };
+    assert_eq!(u.withdrawn_all().count(), 1);
+    raw.send(Message::RouteRefresh(bgp_wire::RouteRefresh::request(
+        AfiSafi::IPV4_UNICAST,
+    )))
+    .await;
+    let again = raw.until_quiet(Duration::from_secs(5)).await;
+    assert_eq!(describe(&again), ["BoRR", "10.1.0.0/16", "EoRR"]);
+    a.shutdown(ShutdownOptions::default()).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn soft_reset_out_re_sends_our_routes_without_refresh_markers() {
+    let net = MemoryNetwork::new(64 * 1024);
+    let (a, _ae, mut raw) = scripted_pair(&net, true).await;
+    let peer_id = bgp_speaker::PeerId::new(ip(2));
+    a.reset_peer(&peer_id, bgp_speaker::Reset::SoftOut)
+        .await
+        .unwrap();
+    let again = raw.until_quiet(Duration::from_secs(5)).await;
+    assert_eq!(describe(&again), ["10.1.0.0/16 10.2.0.0/16"]);
+    let unknown = bgp_speaker::PeerId::new(ip(9));
+    assert!(matches!(
+        a.reset_peer(&unknown, bgp_speaker::Reset::SoftOut).await,
+        Err(bgp_speaker::SpeakerError::UnknownPeer(_))
+    ));
+    a.shutdown(ShutdownOptions::default()).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn rfc7313_4_eorr_follows_a_table_larger_than_the_write_buffer() {
+    // 20,000 prefixes: several times the peer task's write watermark (64 KiB) and the
+    // in-memory pipe, so the re-advertisement takes many drains.
+    const N: usize = 20_000;
+    let net = MemoryNetwork::new(64 * 1024);
+    let routes: Vec<Announcement> = (0..N)
+        .map(|i| route(&format!("10.{}.{}.0/24", i / 256, i % 256)))
+        .collect();
+    let (a, _ae, mut raw) = scripted_with(&net, true, routes).await;
+    let count = |ms: &[Message]| -> usize {
+        ms.iter()
+            .map(|m| match m {
+                Message::Update(u) => u.announced().count(),
+                _ => 0,
+            })
+            .sum()
+    };
+    let mut first = Vec::new();
+    loop {
+        let m = raw.next().await;
+        let eor = matches!(&m, Message::Update(u) if u.end_of_rib().is_some());
+        first.push(m);
+        if eor {
+            break;
+        }
+    }
+    assert_eq!(count(&first), N);
+    raw.send(Message::RouteRefresh(bgp_wire::RouteRefresh::request(
+        AfiSafi::IPV4_UNICAST,
+    )))
+    .await;
+    let mut again = Vec::new();
+    loop {
+        let m = raw.next().await;
+        let eorr = matches!(&m, Message::RouteRefresh(r)
+            if r.subtype == bgp_wire::route_refresh::RouteRefreshSubtype::EndOfRefresh);
+        again.push(m);
+        if eorr {
+            break;
+        }
+    }
+    assert_eq!(describe(&again[..1]), ["BoRR"]);
+    assert_eq!(count(&again), N, "every route before the EoRR");
+    assert!(again.len() > 10, "in many UPDATEs: {}", again.len());
+    assert!(raw.until_quiet(Duration::from_secs(5)).await.is_empty());
+    a.shutdown(ShutdownOptions::default()).await.unwrap();
 }

@@ -2,6 +2,10 @@
 //! should have. The writer drains the difference as packed UPDATEs, so a prefix that changed
 //! many times while the peer was slow is sent once, in its latest state, and the memory a
 //! slow peer costs is bounded by the table size, not by the churn.
+//!
+//! A route refresh (RFC 2918, RFC 7313) or a soft reset out re-marks what the peer holds as
+//! owed again ([`AdjRibOut::refresh`]): the same entries, no copies, drained as usual, and
+//! [`Drained::refresh_done`] says when the last of them went (for the EoRR).
 
 use std::sync::Arc;
 
@@ -19,6 +23,8 @@ pub(crate) struct OutEntry {
     told: Option<Attrs>,
     should: Option<Attrs>,
     queued: bool,
+    /// Send `should` even if the peer was told it already (route refresh).
+    resend: bool,
 }
 
 fn same(a: &Option<Attrs>, b: &Option<Attrs>) -> bool {
@@ -41,6 +47,9 @@ pub struct Drained {
     pub withdrawn: usize,
     /// End-of-RIB markers sent, by family.
     pub end_of_rib: Vec<AfiSafi>,
+    /// Families whose re-advertisement ([`AdjRibOut::refresh`]) is now fully written: the
+    /// place for the End-of-Route-Refresh marker (RFC 7313 §4).
+    pub refresh_done: Vec<AfiSafi>,
     /// Groups that could not be encoded (e.g. attributes too large for the message size);
     /// their prefixes stay queued as not told.
     pub errors: Vec<EncodeError>,
@@ -55,6 +64,9 @@ pub struct AdjRibOut {
     tables: [PrefixMap<OutEntry>; 4],
     queue: PerFamily<Vec<IpNet>>,
     eor_pending: AfiSafiSet,
+    /// Per family with a refresh under way: how many queued prefixes are still ahead of its
+    /// end (the queue is drained oldest first, so everything re-marked is ahead of it).
+    refresh: PerFamily<Option<usize>>,
 }
 
 impl Default for AdjRibOut {
@@ -63,6 +75,7 @@ impl Default for AdjRibOut {
             tables: AfiSafi::KNOWN.map(PrefixMap::for_family),
             queue: PerFamily::default(),
             eor_pending: AfiSafiSet::EMPTY,
+            refresh: PerFamily::default(),
         }
     }
 }
@@ -128,6 +141,7 @@ impl AdjRibOut {
                     told: None,
                     should: Some(a.clone()),
                     queued: true,
+                    resend: false,
                 };
                 if t.insert(&prefix, entry) {
                     q.push(prefix);
@@ -135,6 +149,39 @@ impl AdjRibOut {
                 store.release(a);
             }
         }
+    }
+
+    /// Marks everything the peer has been told, or should have, for a family as owed again,
+    /// so that the next drains send it all once more in its current state (route refresh,
+    /// RFC 2918 §4; soft reset out). Only the entries are re-marked: no copies. Calling it
+    /// again before the drain changes nothing but moves the end of the refresh past what was
+    /// queued meanwhile. The drain that writes the last re-marked prefix reports the family
+    /// in [`Drained::refresh_done`]. Returns false for a family the RIB does not handle.
+    pub fn refresh(&mut self, family: AfiSafi) -> bool {
+        let (Some(t), Some(q), Some(r)) = (
+            family.index().and_then(|i| self.tables.get_mut(i)),
+            self.queue.get_mut(family),
+            self.refresh.get_mut(family),
+        ) else {
+            return false;
+        };
+        t.retain(|prefix, e| {
+            if e.told.is_some() || e.should.is_some() {
+                e.resend = true;
+                if !e.queued {
+                    e.queued = true;
+                    q.push(prefix);
+                }
+            }
+            true
+        });
+        *r = Some(q.len());
+        true
+    }
+
+    /// Whether a refresh of the family ([`AdjRibOut::refresh`]) is still being written.
+    pub fn refresh_pending(&self, family: AfiSafi) -> bool {
+        self.refresh.get(family).is_some_and(Option::is_some)
     }
 
     /// What the peer has been told about a prefix.
@@ -171,18 +218,20 @@ impl AdjRibOut {
             q.clear();
         }
         self.eor_pending = AfiSafiSet::EMPTY;
+        self.refresh = PerFamily::default();
     }
 
     /// Appends UPDATEs for everything queued: withdrawals first, then announcements grouped
     /// by attribute set, each group packed as tightly as `ctx.max_message_len` allows; then
-    /// the End-of-RIB markers that are due.
+    /// the End-of-RIB markers that are due, and the refreshes that are done are reported.
     pub fn drain(&mut self, store: &mut AttrStore, ctx: &Context, out: &mut BytesMut) -> Drained {
         self.drain_limited(store, ctx, out, usize::MAX)
     }
 
     /// Like [`AdjRibOut::drain`], but handles at most `max_prefixes` queued prefixes (the
     /// oldest first), so that a writer caps its work per wake-up; the rest stays queued.
-    /// End-of-RIB of a family follows only once its queue is empty.
+    /// End-of-RIB of a family follows only once its queue is empty; a refresh is done once
+    /// the prefixes queued when it started are drained.
     pub fn drain_limited(
         &mut self,
         store: &mut AttrStore,
@@ -193,9 +242,10 @@ impl AdjRibOut {
         let mut d = Drained::default();
         let mut budget = max_prefixes;
         for family in AfiSafi::KNOWN {
-            let (Some(t), Some(q)) = (
+            let (Some(t), Some(q), Some(refresh)) = (
                 family.index().and_then(|i| self.tables.get_mut(i)),
                 self.queue.get_mut(family),
+                self.refresh.get_mut(family),
             ) else {
                 continue;
             };
@@ -212,7 +262,8 @@ impl AdjRibOut {
             for nlri in queue {
                 let Some(e) = t.get_mut(&nlri) else { continue };
                 e.queued = false;
-                if same(&e.told, &e.should) {
+                let resend = std::mem::take(&mut e.resend) && e.should.is_some();
+                if same(&e.told, &e.should) && !resend {
                     continue;
                 }
                 match &e.should {
@@ -273,6 +324,13 @@ impl AdjRibOut {
                     d.end_of_rib.push(family);
                 }
                 self.eor_pending.remove(family);
+            }
+            if let Some(left) = *refresh {
+                let left = left.saturating_sub(take);
+                *refresh = (left > 0).then_some(left);
+                if left == 0 {
+                    d.refresh_done.push(family);
+                }
             }
         }
         d

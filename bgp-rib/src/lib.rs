@@ -12,7 +12,8 @@
 //! - [`adj_in`]: a peer's Adj-RIB-In as a view of its paths in that table, stale marks
 //!   (graceful restart, long-lived graceful restart), route counts for max-prefix.
 //! - [`best`]: the RFC 4271 §9.1 decision process and the multipath set.
-//! - [`adj_out`]: what each peer was told and should have, drained as packed UPDATEs.
+//! - [`adj_out`]: what each peer was told and should have, drained as packed UPDATEs, and
+//!   re-sent in full on a route refresh ([`Rib::refresh_out`]).
 //! - [`policy`]: import/export policies and the route sink, small synchronous traits.
 //! - [`rib`]: all of it wired together, with the import checks, the export rules and the
 //!   local origin table.

@@ -651,6 +651,140 @@ impl Rib {
         ch
     }
 
+    /// Re-sends the peer everything it has been told, or should have, for a family: a
+    /// route refresh (RFC 2918 §4; RFC 7313 §4 inside BoRR ... EoRR) or a soft reset out.
+    /// The peer's Adj-RIB-Out entries are re-marked as owed (no copies), so the next drains
+    /// send each prefix once, in its current state, packed as usual: a prefix withdrawn
+    /// meanwhile goes as a withdrawal, not again as it was. The drain that writes the last
+    /// of them reports the family in [`Drained::refresh_done`] (see also
+    /// [`Rib::refresh_pending`]). Idempotent until drained. Returns false, and does nothing,
+    /// when the peer is not up or the family not negotiated with it (or not one the RIB
+    /// handles).
+    #[must_use]
+    pub fn refresh_out(&mut self, peer: SourceId, family: AfiSafi) -> bool {
+        self.begin();
+        let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) else {
+            return false;
+        };
+        match &p.session {
+            Some((_, families)) if families.contains(family) => p.adj_out.refresh(family),
+            _ => false,
+        }
+    }
+
+    /// Whether a re-advertisement started by [`Rib::refresh_out`] is still to be drained.
+    pub fn refresh_pending(&self, peer: SourceId, family: AfiSafi) -> bool {
+        self.adj_rib_out(peer)
+            .is_some_and(|a| a.refresh_pending(family))
+    }
+
+    /// Changes a peer's settings in place: its identity (AS, BGP identifier, address), our
+    /// next hops and prepends towards it, its roles and flags. When the identity changed,
+    /// the decision process runs again for the prefixes it sent; what it should have is then
+    /// recomputed from the Loc-RIB (drained as a normal difference: only what changed goes),
+    /// and so is what the other peers should have of the routes it sent. The import side
+    /// (AS checks, ingress role checks, `keep_adj_rib_in`) applies to UPDATEs received from
+    /// then on; a route refresh request re-applies it to the peer's routes. A `max_prefix`
+    /// already exceeded is reported. A no-op when nothing changed or the peer is unknown.
+    pub fn update_peer_config(&mut self, peer: SourceId, config: PeerConfig) -> RibChanges {
+        self.begin();
+        let mut ch = RibChanges::default();
+        let local_asn = self.config.local_asn;
+        let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) else {
+            return ch;
+        };
+        if p.config == config {
+            return ch;
+        }
+        let old_info = p.info;
+        let old_rr_client = p.config.rr_client;
+        p.info = SourceInfo {
+            local: false,
+            ibgp: config.asn == local_asn,
+            asn: config.asn,
+            router_id: config.router_id,
+            address: config.address,
+        };
+        p.config = config;
+        let info_changed = p.info != old_info;
+        let from_changed = info_changed || p.config.rr_client != old_rr_client;
+        for (f, n) in p.counts.iter() {
+            if p.config.max_prefix.is_some_and(|m| *n > m) {
+                ch.max_prefix_exceeded.push(f);
+            }
+        }
+        if info_changed {
+            // The decision process compares identities: select again where the peer has a
+            // path (best-route changes are exported to every peer as usual).
+            let bulk = self.bulk(peer, AfiSafi::KNOWN.to_vec(), |_| PathOp::Changed);
+            ch.best = bulk.best;
+        }
+        let Rib {
+            config,
+            store,
+            loc,
+            local_info,
+            peers,
+            local_scope,
+            export_memo,
+            ..
+        } = self;
+        let families = match peers.get(usize::from(peer.0)) {
+            Some(Some(PeerState {
+                session: Some((_, families)),
+                ..
+            })) => *families,
+            _ => AfiSafiSet::EMPTY,
+        };
+        // What the peer should have: every best route, exported with its new settings.
+        for family in families.iter() {
+            for (prefix, best) in loc.iter(family) {
+                let change = BestChange {
+                    family,
+                    prefix,
+                    old: None,
+                    new: Some(best),
+                };
+                let env = Env {
+                    config,
+                    local_info,
+                    scope: scope_of(local_scope, &change),
+                };
+                Self::export_to(&env, store, export_memo, peers, peer, &change);
+            }
+        }
+        if from_changed {
+            // What the others should have of the peer's best routes (reflection and the
+            // export rules look at where a route comes from).
+            for family in AfiSafi::KNOWN {
+                let prefixes: Vec<IpNet> = loc.paths_of(family, peer).map(|(p, _)| p).collect();
+                for prefix in prefixes {
+                    let Some(best) = loc.best(family, &prefix).filter(|b| b.source == peer) else {
+                        continue;
+                    };
+                    let change = BestChange {
+                        family,
+                        prefix,
+                        old: None,
+                        new: Some(best),
+                    };
+                    let env = Env {
+                        config,
+                        local_info,
+                        scope: None,
+                    };
+                    for id in 1..peers.len() {
+                        let Ok(id) = u16::try_from(id) else { break };
+                        if id != peer.0 {
+                            Self::export_to(&env, store, export_memo, peers, SourceId(id), &change);
+                        }
+                    }
+                }
+            }
+        }
+        ch
+    }
+
     /// Appends the UPDATEs the peer is owed (see [`AdjRibOut::drain`]).
     pub fn drain(&mut self, peer: SourceId, out: &mut BytesMut) -> Drained {
         self.drain_limited(peer, out, usize::MAX)

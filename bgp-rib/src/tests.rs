@@ -950,6 +950,231 @@ fn drain_work_can_be_capped() {
     assert_eq!((d.announced, d.end_of_rib), (40, vec![V4]));
 }
 
+// ---- route refresh and soft reset out ----
+
+/// The announced prefixes with their AS_PATH, and the withdrawn prefixes, of some UPDATEs.
+fn announced_withdrawn(us: &[Update]) -> (Vec<(IpNet, String)>, Vec<IpNet>) {
+    let mut ann = Vec::new();
+    let mut wd = Vec::new();
+    for u in us {
+        let path = u.attributes.as_path.as_ref().map(|p| p.to_string());
+        for (_, n) in u.announced() {
+            ann.push((n.prefix, path.clone().unwrap_or_default()));
+        }
+        wd.extend(u.withdrawn_all().map(|(_, n)| n.prefix));
+    }
+    ann.sort();
+    wd.sort();
+    (ann, wd)
+}
+
+#[test]
+fn refresh_out_resends_every_told_prefix_once_in_its_current_state() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let b = rib.add_peer(peer(65002, 3)).unwrap();
+    let c = rib.add_peer(peer(65003, 4)).unwrap();
+    up(&mut rib, b);
+    up(&mut rib, c);
+    let _ = rib.apply_update(
+        a,
+        &upd(
+            attrs(&[65001]),
+            &["10.0.0.0/8", "11.0.0.0/8", "12.0.0.0/8"],
+            &[],
+        ),
+    );
+    let _ = rib.apply_update(a, &upd(attrs(&[65001, 9]), &["13.0.0.0/8"], &[]));
+    for x in [b, c] {
+        let (d, _) = drain_updates(&mut rib, x);
+        assert_eq!(d.announced, 4);
+        assert!(d.refresh_done.is_empty());
+    }
+    // Meanwhile: one prefix changes, one is withdrawn, neither drained yet.
+    let _ = rib.apply_update(a, &upd(attrs(&[65001, 7]), &["11.0.0.0/8"], &[]));
+    let _ = rib.apply_update(a, &upd(PathAttributes::default(), &[], &["12.0.0.0/8"]));
+
+    assert!(!rib.refresh_pending(b, V4));
+    assert!(rib.refresh_out(b, V4));
+    // Idempotent: asking again before the drain sends nothing more.
+    assert!(rib.refresh_out(b, V4));
+    assert!(rib.refresh_pending(b, V4));
+    assert_eq!(rib.adj_rib_out(b).unwrap().pending(), 4);
+    let (d, us) = drain_updates(&mut rib, b);
+    assert_eq!(d.refresh_done, vec![V4]);
+    assert!(
+        d.end_of_rib.is_empty(),
+        "End-of-RIB went with the initial table"
+    );
+    assert!(!rib.refresh_pending(b, V4));
+    let (ann, wd) = announced_withdrawn(&us);
+    assert_eq!(
+        ann,
+        [
+            (p("10.0.0.0/8"), "65000 65001".to_string()),
+            (p("11.0.0.0/8"), "65000 65001 7".to_string()),
+            (p("13.0.0.0/8"), "65000 65001 9".to_string()),
+        ],
+        "every prefix once, with its current attributes"
+    );
+    assert_eq!(
+        wd,
+        [p("12.0.0.0/8")],
+        "the withdrawn prefix is withdrawn, not re-sent"
+    );
+    // Packed as usual: one UPDATE per attribute set, one for the withdrawal.
+    assert_eq!((d.messages, d.announced, d.withdrawn), (4, 3, 1));
+    // Done: the next drain has nothing.
+    let (d, us) = drain_updates(&mut rib, b);
+    assert_eq!(d, Drained::default());
+    assert!(us.is_empty());
+    // The other peer gets only the difference, and no refresh.
+    let (d, us) = drain_updates(&mut rib, c);
+    assert!(d.refresh_done.is_empty());
+    let (ann, wd) = announced_withdrawn(&us);
+    assert_eq!(ann, [(p("11.0.0.0/8"), "65000 65001 7".to_string())]);
+    assert_eq!(wd, [p("12.0.0.0/8")]);
+}
+
+#[test]
+fn refresh_out_needs_the_session_and_the_family() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let b = rib.add_peer(peer(65002, 3)).unwrap();
+    let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
+    // Not up.
+    assert!(!rib.refresh_out(b, V4));
+    assert!(!rib.refresh_pending(b, V4));
+    rib.peer_up(b, Context::default(), AfiSafiSet::from_iter([V4]));
+    // Not negotiated; unknown peer.
+    assert!(!rib.refresh_out(b, AfiSafi::IPV6_UNICAST));
+    assert!(!rib.refresh_out(SourceId(99), V4));
+    let _ = drain_updates(&mut rib, b);
+    // A refresh pending when the session goes down is forgotten with the Adj-RIB-Out.
+    assert!(rib.refresh_out(b, V4));
+    let _ = rib.peer_down(b, false);
+    assert!(!rib.refresh_pending(b, V4));
+}
+
+#[test]
+fn refresh_of_an_empty_table_is_done_at_the_next_drain() {
+    let mut rib = Rib::new(cfg());
+    let b = rib.add_peer(peer(65002, 3)).unwrap();
+    up(&mut rib, b);
+    let _ = drain_updates(&mut rib, b);
+    assert!(rib.refresh_out(b, AfiSafi::IPV6_UNICAST));
+    let (d, us) = drain_updates(&mut rib, b);
+    assert_eq!(
+        (d.messages, d.refresh_done),
+        (0, vec![AfiSafi::IPV6_UNICAST])
+    );
+    assert!(us.is_empty());
+}
+
+#[test]
+fn refresh_is_done_when_what_was_queued_at_its_start_is_drained() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let prefixes: Vec<String> = (0..100u32).map(|i| format!("10.0.{i}.0/24")).collect();
+    let refs: Vec<&str> = prefixes.iter().map(|s| s.as_str()).collect();
+    let _ = rib.apply_update(a, &upd(attrs(&[65001]), &refs, &[]));
+    let b = rib.add_peer(peer(65002, 3)).unwrap();
+    rib.peer_up(b, Context::default(), AfiSafiSet::from_iter([V4]));
+    let _ = drain_updates(&mut rib, b);
+    assert!(rib.refresh_out(b, V4));
+    // A change after the refresh started queues behind it.
+    let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.1.0.0/24"], &[]));
+    let mut out = BytesMut::new();
+    let d = rib.drain_limited(b, &mut out, 60);
+    assert_eq!((d.announced, d.refresh_done.len()), (60, 0));
+    assert!(rib.refresh_pending(b, V4));
+    let d = rib.drain_limited(b, &mut out, 40);
+    assert_eq!((d.announced, d.refresh_done), (40, vec![V4]));
+    assert_eq!(rib.adj_rib_out(b).unwrap().pending(), 1);
+    let d = rib.drain_limited(b, &mut out, 40);
+    assert_eq!((d.announced, d.refresh_done.len()), (1, 0));
+}
+
+#[test]
+fn update_peer_config_recomputes_what_the_peer_should_have() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let b = rib.add_peer(peer(65002, 3)).unwrap();
+    let c = rib.add_peer(peer(65003, 4)).unwrap();
+    up(&mut rib, b);
+    up(&mut rib, c);
+    let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8", "11.0.0.0/8"], &[]));
+    let _ = drain_updates(&mut rib, b);
+    let _ = drain_updates(&mut rib, c);
+    // The same settings: nothing.
+    let ch = rib.update_peer_config(b, peer(65002, 3));
+    assert!(ch.is_empty());
+    assert_eq!(rib.adj_rib_out(b).unwrap().pending(), 0);
+    // Prepends and another next hop towards b: both prefixes again, in one UPDATE.
+    let mut nb = peer(65002, 3);
+    nb.prepend = 2;
+    nb.local_v4 = Some(Ipv4Addr::new(10, 0, 0, 253));
+    let ch = rib.update_peer_config(b, nb.clone());
+    assert!(ch.best.is_empty());
+    let (d, us) = drain_updates(&mut rib, b);
+    assert_eq!((d.messages, d.announced), (1, 2));
+    assert_eq!(
+        us[0].attributes.as_path.as_ref().unwrap().to_string(),
+        "65000 65000 65000 65001"
+    );
+    assert_eq!(
+        us[0].attributes.next_hop,
+        Some(Ipv4Addr::new(10, 0, 0, 253))
+    );
+    // The others are not touched.
+    assert_eq!(rib.adj_rib_out(c).unwrap().pending(), 0);
+    // Now an internal peer: the path as received, with LOCAL_PREF.
+    let mut ib = nb.clone();
+    ib.asn = Asn(65000);
+    let _ = rib.update_peer_config(b, ib);
+    let (_, us) = drain_updates(&mut rib, b);
+    let u = us.iter().find(|u| u.nlri.count() > 0).unwrap();
+    assert_eq!(u.attributes.as_path.as_ref().unwrap().to_string(), "65001");
+    assert_eq!(u.attributes.local_pref, Some(100));
+    // A max-prefix limit already exceeded is reported.
+    let mut na = peer(65001, 2);
+    na.max_prefix = Some(1);
+    let ch = rib.update_peer_config(a, na);
+    assert_eq!(ch.max_prefix_exceeded, vec![V4]);
+}
+
+#[test]
+fn update_peer_config_with_a_new_identity_runs_the_decision_again() {
+    let (mut rib, a, b) = two_peers(
+        peer(65001, 2),
+        peer(65001, 3),
+        attrs(&[65001]),
+        PathAttributes {
+            communities: Some(Communities::new([Community::new(65001, 3)])),
+            ..attrs(&[65001])
+        },
+    );
+    let c = rib.add_peer(peer(65003, 4)).unwrap();
+    up(&mut rib, c);
+    let _ = drain_updates(&mut rib, c);
+    // The lowest BGP identifier wins: a (2.2.2.2) over b (3.3.3.3).
+    assert_eq!(best_source(&rib, "10.0.0.0/8"), Some(a));
+    let mut na = peer(65001, 2);
+    na.router_id = Ipv4Addr::new(9, 9, 9, 9);
+    let ch = rib.update_peer_config(a, na);
+    assert_eq!(ch.best.len(), 1);
+    assert_eq!(best_source(&rib, "10.0.0.0/8"), Some(b));
+    // The other peers get b's route.
+    let (d, us) = drain_updates(&mut rib, c);
+    assert_eq!((d.messages, d.announced), (1, 1));
+    assert!(us[0].attributes.communities.is_some());
+    // Back: a wins again.
+    let _ = rib.update_peer_config(a, peer(65001, 2));
+    assert_eq!(best_source(&rib, "10.0.0.0/8"), Some(a));
+    let (_, us) = drain_updates(&mut rib, c);
+    assert!(us[0].attributes.communities.is_none());
+}
+
 // ---- proptest: everything announced then withdrawn leaves nothing ----
 
 fn arb_prefix() -> impl Strategy<Value = IpNet> {
