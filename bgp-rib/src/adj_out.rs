@@ -51,7 +51,7 @@ pub struct Drained {
     /// place for the End-of-Route-Refresh marker (RFC 7313 §4).
     pub refresh_done: Vec<AfiSafi>,
     /// Groups that could not be encoded (e.g. attributes too large for the message size);
-    /// their prefixes stay queued as not told.
+    /// their prefixes are not sent and stay not told; they go out when they change again.
     pub errors: Vec<EncodeError>,
 }
 
@@ -199,6 +199,12 @@ impl AdjRibOut {
         self.queue.0.iter().map(|q| q.len()).sum()
     }
 
+    /// The number of entries held, all families: prefixes the peer was told about or is
+    /// owed. Bounded by the table size, never by churn.
+    pub fn entries(&self) -> usize {
+        self.tables.iter().map(|t| t.len()).sum()
+    }
+
     /// The number of prefixes the peer has been told about.
     pub fn told_count(&self, family: AfiSafi) -> usize {
         self.table(family)
@@ -264,6 +270,11 @@ impl AdjRibOut {
                 e.queued = false;
                 let resend = std::mem::take(&mut e.resend) && e.should.is_some();
                 if same(&e.told, &e.should) && !resend {
+                    // Announced and withdrawn again before the peer heard of it: nothing
+                    // told, nothing owed, so the entry goes (no residue per prefix churned).
+                    if e.told.is_none() && e.should.is_none() {
+                        t.remove(&nlri);
+                    }
                     continue;
                 }
                 match &e.should {

@@ -1332,3 +1332,21 @@ fn peers_added_and_removed_at_runtime_never_exhaust_identifiers() {
     }
     assert_eq!(best_source(&rib, "10.0.0.0/24"), Some(keep));
 }
+
+#[test]
+fn churn_before_a_drain_leaves_no_adj_rib_out_entry_behind() {
+    let mut rib = Rib::new(cfg());
+    let src = rib.add_peer(peer(65001, 1)).unwrap();
+    let out = rib.add_peer(peer(65002, 2)).unwrap();
+    up(&mut rib, src);
+    up(&mut rib, out);
+    let _ = drain_updates(&mut rib, out);
+    for i in 0..100u8 {
+        let pfx = format!("10.{i}.0.0/16");
+        let _ = rib.apply_update(src, &upd(attrs(&[65001]), &[&pfx], &[]));
+        let _ = rib.apply_update(src, &upd(attrs(&[65001]), &[], &[&pfx]));
+    }
+    let (d, _) = drain_updates(&mut rib, out);
+    assert_eq!((d.announced, d.withdrawn), (0, 0));
+    assert_eq!(rib.adj_rib_out(out).map(|a| a.entries()), Some(0));
+}
