@@ -266,6 +266,12 @@ impl Rib {
         p.adj_out.expect_end_of_rib(families);
         // The Loc-RIB is read while the store, memo and peers are written: disjoint fields,
         // so the table is walked in place rather than copied.
+        self.export_all_best(peer, families);
+    }
+
+    /// Exports every best route of `families` to one peer, as if each had just become best:
+    /// what the peer should have, computed from the Loc-RIB.
+    fn export_all_best(&mut self, peer: SourceId, families: AfiSafiSet) {
         let Rib {
             config,
             store,
@@ -719,17 +725,7 @@ impl Rib {
             let bulk = self.bulk(peer, AfiSafi::KNOWN.to_vec(), |_| PathOp::Changed);
             ch.best = bulk.best;
         }
-        let Rib {
-            config,
-            store,
-            loc,
-            local_info,
-            peers,
-            local_scope,
-            export_memo,
-            ..
-        } = self;
-        let families = match peers.get(usize::from(peer.0)) {
+        let families = match self.peers.get(usize::from(peer.0)) {
             Some(Some(PeerState {
                 session: Some((_, families)),
                 ..
@@ -737,22 +733,16 @@ impl Rib {
             _ => AfiSafiSet::EMPTY,
         };
         // What the peer should have: every best route, exported with its new settings.
-        for family in families.iter() {
-            for (prefix, best) in loc.iter(family) {
-                let change = BestChange {
-                    family,
-                    prefix,
-                    old: None,
-                    new: Some(best),
-                };
-                let env = Env {
-                    config,
-                    local_info,
-                    scope: scope_of(local_scope, &change),
-                };
-                Self::export_to(&env, store, export_memo, peers, peer, &change);
-            }
-        }
+        self.export_all_best(peer, families);
+        let Rib {
+            config,
+            store,
+            loc,
+            local_info,
+            peers,
+            export_memo,
+            ..
+        } = self;
         if from_changed {
             // What the others should have of the peer's best routes (reflection and the
             // export rules look at where a route comes from).
