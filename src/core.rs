@@ -384,15 +384,7 @@ impl fmt::Display for Event {
 
 /// Why a session went down, in words.
 pub fn describe_down(r: &DownReason) -> String {
-    match r {
-        DownReason::NotificationSent(n) => format!("NOTIFICATION sent: {n}"),
-        DownReason::NotificationReceived(n) => format!("NOTIFICATION received: {n}"),
-        DownReason::HoldTimerExpired => "hold timer expired".into(),
-        DownReason::SendHoldTimerExpired => "send hold timer expired".into(),
-        DownReason::TcpError => "connection lost".into(),
-        DownReason::AdminStop => "administrative stop".into(),
-        DownReason::ConfigChange => "configuration change".into(),
-    }
+    r.to_string()
 }
 
 /// What the core needs to know about the speaker.

@@ -212,6 +212,20 @@ impl DownReason {
     }
 }
 
+impl std::fmt::Display for DownReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DownReason::NotificationSent(n) => write!(f, "NOTIFICATION sent: {n}"),
+            DownReason::NotificationReceived(n) => write!(f, "NOTIFICATION received: {n}"),
+            DownReason::HoldTimerExpired => f.write_str("hold timer expired"),
+            DownReason::SendHoldTimerExpired => f.write_str("send hold timer expired"),
+            DownReason::TcpError => f.write_str("connection lost"),
+            DownReason::AdminStop => f.write_str("administrative stop"),
+            DownReason::ConfigChange => f.write_str("configuration change"),
+        }
+    }
+}
+
 /// Connection collision resolution (RFC 4271 §6.8, RFC 6286 §2.3): whether the connection we
 /// initiated survives. The higher BGP Identifier keeps the connection it initiated; with equal
 /// identifiers, the higher AS number does.
