@@ -66,6 +66,35 @@ fn check_family(family: AfiSafi, n: &Nlri) -> Result<(), EncodeError> {
     Ok(())
 }
 
+/// Replaces `scratch` with as many prefixes from `iter` as keep the message, whose size for
+/// `n` octets of NLRI is `size_of(n)`, within `max`; an error when not even the first fits.
+fn fill_batch<I: Iterator<Item = Nlri>>(
+    iter: &mut std::iter::Peekable<I>,
+    family: AfiSafi,
+    pid: bool,
+    max: usize,
+    size_of: impl Fn(usize) -> usize,
+    scratch: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    if let Some(first) = iter.peek() {
+        let w = first.wire_len(pid);
+        if size_of(w) > max {
+            return Err(too_long(size_of(w), max));
+        }
+    }
+    scratch.clear();
+    while let Some(n) = iter.peek() {
+        check_family(family, n)?;
+        let w = n.wire_len(pid);
+        if size_of(scratch.len() + w) > max {
+            break;
+        }
+        write_nlri(n, pid, scratch);
+        iter.next();
+    }
+    Ok(())
+}
+
 fn too_long(len: usize, max: usize) -> EncodeError {
     EncodeError::TooLong { len, max }
 }
@@ -140,21 +169,8 @@ fn pack_announce_inner(
         UPDATE_FIXED + attribute::header_len(v) + v + block.len()
     };
     let mut scratch = BytesMut::with_capacity(max);
-    while let Some(first) = iter.peek() {
-        let w = first.wire_len(pid);
-        if size_of(w) > max {
-            return Err(too_long(size_of(w), max));
-        }
-        scratch.clear();
-        while let Some(n) = iter.peek() {
-            check_family(family, n)?;
-            let w = n.wire_len(pid);
-            if size_of(scratch.len() + w) > max {
-                break;
-            }
-            write_nlri(n, pid, &mut scratch);
-            iter.next();
-        }
+    while iter.peek().is_some() {
+        fill_batch(&mut iter, family, pid, max, size_of, &mut scratch)?;
         let value_len = mp_fixed + scratch.len();
         let attr_len = attribute::header_len(value_len) + value_len + block.len();
         let msg = header::begin(out, MessageType::Update);
@@ -211,21 +227,8 @@ fn pack_withdraw_inner(
         }
     };
     let mut scratch = BytesMut::new();
-    while let Some(first) = iter.peek() {
-        let w = first.wire_len(pid);
-        if size_of(w) > max {
-            return Err(too_long(size_of(w), max));
-        }
-        scratch.clear();
-        while let Some(n) = iter.peek() {
-            check_family(family, n)?;
-            let w = n.wire_len(pid);
-            if size_of(scratch.len() + w) > max {
-                break;
-            }
-            write_nlri(n, pid, &mut scratch);
-            iter.next();
-        }
+    while iter.peek().is_some() {
+        fill_batch(&mut iter, family, pid, max, size_of, &mut scratch)?;
         let msg = header::begin(out, MessageType::Update);
         let len = |n: usize| u16::try_from(n).map_err(|_| too_long(n, max));
         if v4 {
