@@ -49,6 +49,9 @@ pub trait Connector: Send + Sync + 'static {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TcpConnector;
 
+/// How long a TCP connection attempt waits for an answer before it is reported as failed.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Connector for TcpConnector {
     fn connect(&self, peer: &PeerId, options: &SocketOptions) -> ConnectFuture {
         let mut remote = peer.socket_addr();
@@ -62,10 +65,27 @@ impl Connector for TcpConnector {
         if options.device.is_none() {
             options.device.clone_from(&peer.interface);
         }
+        let md5 = options.password.is_some();
         Box::pin(async move {
             let socket = sockopt::connecting_socket(remote, &options)?;
             let socket = tokio::net::TcpSocket::from_std_stream(socket.into());
-            let stream = socket.connect(remote).await?;
+            // A SYN that gets no answer at all is what a TCP MD5 mismatch looks like (the
+            // kernel drops unsigned or wrongly signed segments silently): say so, instead of
+            // waiting in silence until the session's ConnectRetry timer drops the attempt.
+            let stream = match tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(remote)).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    let why = if md5 {
+                        "TCP MD5 password mismatch, filtering, or the peer is down"
+                    } else {
+                        "filtering, or the peer is down"
+                    };
+                    return Err(ConnectError::Io(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no answer within {} s ({why})", CONNECT_TIMEOUT.as_secs()),
+                    )));
+                }
+            };
             Ok(Box::new(stream) as BoxTransport)
         })
     }
