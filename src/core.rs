@@ -880,18 +880,20 @@ impl Core {
             return out;
         }
         let scope = a.scope();
-        let scope_changed = {
+        let scope_changed = lock(&self.shared).scopes.get(&key) != scope.as_ref();
+        if scope_changed && self.announced.contains_key(&key) {
+            // The same attributes would not be exported again: re-announce. Withdrawn while
+            // the old scope still decides the export (the RIB computes from it what each
+            // peer was told).
+            let ch = self.rib.withdraw(family, prefix);
+            out.merge(self.output(ch));
+        }
+        if scope_changed {
             let mut s = lock(&self.shared);
-            let old = match &scope {
+            match &scope {
                 Some(sc) => s.scopes.insert(key, sc.clone()),
                 None => s.scopes.remove(&key),
             };
-            old != scope
-        };
-        if scope_changed && self.announced.contains_key(&key) {
-            // The same attributes would not be exported again: re-announce.
-            let ch = self.rib.withdraw(family, prefix);
-            out.merge(self.output(ch));
         }
         let attrs = a.attributes(self.graceful_shutdown);
         let ch = self.rib.announce(family, prefix, attrs);
@@ -907,8 +909,9 @@ impl Core {
         if self.announced.remove(&key).is_none() {
             return CoreOutput::default();
         }
-        lock(&self.shared).scopes.remove(&key);
+        // The scope goes after the route: it decides what the peers were told of it.
         let ch = self.rib.withdraw(key.0, key.1);
+        lock(&self.shared).scopes.remove(&key);
         let mut out = self.output(ch);
         out.changed = true;
         out
