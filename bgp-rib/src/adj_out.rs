@@ -15,13 +15,11 @@
 //! the RIB's own notifications (the route sink hears of a change after the old best route's
 //! export and before the new one's).
 
-use std::collections::VecDeque;
-
 use bgp_wire::{AfiSafi, AfiSafiSet, EncodeError};
 use ipnet::IpNet;
 
 use crate::intern::{AttrStore, Attrs};
-use crate::loc::PrefixMap;
+use crate::loc::{PrefixMap, PrefixQueue};
 use crate::table::PerFamily;
 
 /// One prefix owed to the peer.
@@ -65,12 +63,18 @@ pub struct Drained {
 
 /// The Adj-RIB-Out of one peer: the prefixes owed to it, oldest first.
 ///
-/// One entry per owed prefix (8 octets of key for IPv4, 20 for IPv6, 16 of value, and its
-/// place in the queue); nothing for the prefixes the peer has in their current state.
+/// Nothing for the prefixes the peer has in their current state. An owed prefix the peer
+/// holds nothing for (the common case while a table loads) costs its key twice, in a set
+/// and in the queue (8 octets each for IPv4, 20 for IPv6); one the peer holds a route for,
+/// or that a refresh re-marked, costs an entry with what the peer was told (16 octets more)
+/// instead of the set's.
 #[derive(Debug)]
 pub struct AdjRibOut {
+    /// Owed prefixes with what the peer was told, or flags.
     pending: [PrefixMap<Pending>; 4],
-    queue: PerFamily<VecDeque<IpNet>>,
+    /// Owed prefixes the peer holds nothing for, with no flags: always queued.
+    fresh: [PrefixMap<()>; 4],
+    queue: [PrefixQueue; 4],
     eor_pending: AfiSafiSet,
     /// Per family with a refresh under way: how many of its re-marked prefixes are still
     /// queued.
@@ -83,12 +87,20 @@ impl Default for AdjRibOut {
     fn default() -> Self {
         AdjRibOut {
             pending: AfiSafi::KNOWN.map(PrefixMap::for_family),
-            queue: PerFamily::default(),
+            fresh: AfiSafi::KNOWN.map(PrefixMap::for_family),
+            queue: AfiSafi::KNOWN.map(PrefixQueue::for_family),
             eor_pending: AfiSafiSet::EMPTY,
             refresh: PerFamily::default(),
             advertised: PerFamily::default(),
         }
     }
+}
+
+/// One family's part of an [`AdjRibOut`].
+struct Part<'a> {
+    pending: &'a mut PrefixMap<Pending>,
+    fresh: &'a mut PrefixMap<()>,
+    queue: &'a mut PrefixQueue,
 }
 
 impl AdjRibOut {
@@ -97,10 +109,13 @@ impl AdjRibOut {
         Self::default()
     }
 
-    fn parts(&mut self, f: AfiSafi) -> Option<(&mut PrefixMap<Pending>, &mut VecDeque<IpNet>)> {
-        let t = self.pending.get_mut(f.index()?)?;
-        let q = self.queue.get_mut(f)?;
-        Some((t, q))
+    fn part(&mut self, f: AfiSafi) -> Option<Part<'_>> {
+        let i = f.index()?;
+        Some(Part {
+            pending: self.pending.get_mut(i)?,
+            fresh: self.fresh.get_mut(i)?,
+            queue: self.queue.get_mut(i)?,
+        })
     }
 
     /// Asks for End-of-RIB markers once the initial table of these families is drained
@@ -124,14 +139,17 @@ impl AdjRibOut {
     /// If the prefix is owed already, makes sure it is queued and returns true: what the
     /// peer was told is known, and its latest state goes at the drain.
     pub(crate) fn touch(&mut self, family: AfiSafi, prefix: IpNet) -> bool {
-        let Some((t, q)) = self.parts(family) else {
+        let Some(t) = self.part(family) else {
             return false;
         };
-        match t.get_mut(&prefix) {
+        if t.fresh.get(&prefix).is_some() {
+            return true;
+        }
+        match t.pending.get_mut(&prefix) {
             Some(e) => {
                 if e.flags & QUEUED == 0 {
                     e.flags |= QUEUED;
-                    q.push_back(prefix);
+                    t.queue.push(&prefix);
                 }
                 true
             }
@@ -139,9 +157,9 @@ impl AdjRibOut {
         }
     }
 
-    /// Queues a prefix that is not owed yet, with what the peer holds for it (`holds` set
-    /// and `told == None`: a route whose attributes are not known). The caller checked with
-    /// [`AdjRibOut::touch`] that it is not owed.
+    /// Queues a prefix that is not owed yet, with what the peer holds for it (`HOLDS` in
+    /// `flags` and `told == None`: a route whose attributes are not known). The caller
+    /// checked with [`AdjRibOut::touch`] that it is not owed.
     pub(crate) fn owe(
         &mut self,
         store: &mut AttrStore,
@@ -150,34 +168,52 @@ impl AdjRibOut {
         told: Option<Attrs>,
         flags: u8,
     ) {
-        let Some((t, q)) = self.parts(family) else {
+        let Some(t) = self.part(family) else {
             if let Some(a) = told {
                 store.release(a);
             }
             return;
         };
-        let holds = if told.is_some() { HOLDS } else { 0 };
-        let entry = Pending {
-            told,
-            flags: flags | holds | QUEUED,
+        let inserted = match told {
+            None if flags == 0 => t.fresh.insert(&prefix, ()),
+            told => {
+                let holds = if told.is_some() { HOLDS } else { 0 };
+                let entry = Pending {
+                    told,
+                    flags: flags | holds | QUEUED,
+                };
+                t.pending.insert(&prefix, entry)
+            }
         };
-        if t.insert(&prefix, entry) {
-            q.push_back(prefix);
+        if inserted {
+            t.queue.push(&prefix);
         }
     }
 
-    /// Marks for a refresh: every owed prefix (they were re-marked as the refresh started)
-    /// is re-sent; the caller adds the prefixes the peer holds in their current state with
-    /// [`AdjRibOut::owe`] and `RESEND | REFRESH`, then calls [`AdjRibOut::refresh_started`].
+    /// Marks for a refresh: every owed prefix is re-sent and counts for the refresh; the
+    /// caller adds the prefixes the peer holds in their current state with
+    /// [`AdjRibOut::owe`] and `HOLDS | RESEND | REFRESH`, then calls
+    /// [`AdjRibOut::refresh_started`].
     pub(crate) fn refresh_mark_owed(&mut self, family: AfiSafi) -> bool {
-        let Some((t, q)) = self.parts(family) else {
+        let Some(t) = self.part(family) else {
             return false;
         };
-        t.retain(|prefix, e| {
+        // The fresh ones become entries, to carry the mark (they stay queued where they are).
+        let mut fresh = Vec::with_capacity(t.fresh.len());
+        t.fresh.drain_all_keys(|p| fresh.push(p));
+        for prefix in fresh {
+            let e = Pending {
+                told: None,
+                flags: QUEUED,
+            };
+            t.pending.insert(&prefix, e);
+        }
+        let queue = &mut *t.queue;
+        t.pending.retain(|prefix, e| {
             e.flags |= RESEND | REFRESH;
             if e.flags & QUEUED == 0 {
                 e.flags |= QUEUED;
-                q.push_back(prefix);
+                queue.push(&prefix);
             }
             true
         });
@@ -186,9 +222,9 @@ impl AdjRibOut {
 
     /// Counts the re-marked prefixes of a refresh.
     pub(crate) fn refresh_started(&mut self, family: AfiSafi) {
-        let n = self
-            .pending
-            .get(family.index().unwrap_or(usize::MAX))
+        let n = family
+            .index()
+            .and_then(|i| self.pending.get(i))
             .map_or(0, |t| {
                 t.iter().filter(|(_, e)| e.flags & REFRESH != 0).count()
             });
@@ -205,20 +241,23 @@ impl AdjRibOut {
 
     /// Whether the prefix is owed (queued or held back after an encoding error).
     pub fn is_owed(&self, family: AfiSafi, prefix: &IpNet) -> bool {
-        self.pending
-            .get(family.index().unwrap_or(usize::MAX))
-            .is_some_and(|t| t.get(prefix).is_some())
+        let Some(i) = family.index() else {
+            return false;
+        };
+        self.pending.get(i).is_some_and(|t| t.get(prefix).is_some())
+            || self.fresh.get(i).is_some_and(|t| t.get(prefix).is_some())
     }
 
     /// The number of prefixes waiting to be sent.
     pub fn pending(&self) -> usize {
-        self.queue.0.iter().map(VecDeque::len).sum()
+        self.queue.iter().map(PrefixQueue::len).sum()
     }
 
     /// The number of entries held, all families: prefixes owed to the peer. Bounded by the
     /// table size, never by churn; zero once the peer is up to date.
     pub fn entries(&self) -> usize {
-        self.pending.iter().map(PrefixMap::len).sum()
+        self.pending.iter().map(PrefixMap::len).sum::<usize>()
+            + self.fresh.iter().map(PrefixMap::len).sum::<usize>()
     }
 
     /// The number of prefixes the peer holds a route for (as far as what was written goes).
@@ -235,46 +274,56 @@ impl AdjRibOut {
                 }
             });
         }
-        for q in self.queue.0.iter_mut() {
-            *q = VecDeque::new();
+        for t in self.fresh.iter_mut() {
+            t.drain_all(|()| {});
+        }
+        for q in self.queue.iter_mut() {
+            q.clear();
         }
         self.eor_pending = AfiSafiSet::EMPTY;
         self.refresh = PerFamily::default();
         self.advertised = PerFamily::default();
     }
 
-    /// Takes up to `max` queued prefixes of a family, oldest first, with their entries
-    /// (still in the table, no longer queued): `(prefix, told, flags)`.
+    /// Takes up to `max` queued prefixes of a family, oldest first: `(prefix, told, flags)`.
+    /// Entries with flags or a known `told` stay in the table (no longer queued) until
+    /// [`AdjRibOut::settle`] or [`AdjRibOut::park`].
     pub(crate) fn take(&mut self, family: AfiSafi, max: usize) -> Vec<(IpNet, Option<Attrs>, u8)> {
-        let Some((t, q)) = self.parts(family) else {
+        let Some(t) = self.part(family) else {
             return Vec::new();
         };
-        let n = q.len().min(max);
+        let n = t.queue.len().min(max);
         let mut v = Vec::with_capacity(n);
-        for prefix in q.drain(..n) {
-            if let Some(e) = t.get_mut(&prefix) {
+        for _ in 0..n {
+            let Some(prefix) = t.queue.pop() else { break };
+            if t.fresh.remove(&prefix).is_some() {
+                v.push((prefix, None, 0));
+            } else if let Some(e) = t.pending.get_mut(&prefix) {
                 e.flags &= !QUEUED;
                 v.push((prefix, e.told.clone(), e.flags));
             }
         }
-        if q.is_empty() && q.capacity() > 1024 {
-            *q = VecDeque::new();
-        }
+        t.queue.trim();
         v
     }
 
     /// Whether the queue of a family is empty.
     pub(crate) fn queue_empty(&self, family: AfiSafi) -> bool {
-        self.queue.get(family).is_none_or(VecDeque::is_empty)
+        family
+            .index()
+            .and_then(|i| self.queue.get(i))
+            .is_none_or(PrefixQueue::is_empty)
     }
 
-    /// A taken prefix is settled: written (the peer now holds `holds_now`) or had nothing
-    /// to send. Its entry goes (nothing changes the Loc-RIB during a drain).
+    /// A taken prefix (with the `flags` [`AdjRibOut::take`] gave) is settled: written (the
+    /// peer now holds `holds_now`) or had nothing to send. Its entry goes (nothing changes
+    /// the Loc-RIB during a drain).
     pub(crate) fn settle(
         &mut self,
         store: &mut AttrStore,
         family: AfiSafi,
         prefix: &IpNet,
+        flags: u8,
         holds_now: bool,
     ) {
         let Some(i) = family.index() else { return };
@@ -285,15 +334,12 @@ impl AdjRibOut {
         ) else {
             return;
         };
-        let Some(e) = t.get_mut(prefix) else { return };
-        let held = e.flags & HOLDS != 0;
-        match (held, holds_now) {
+        match (flags & HOLDS != 0, holds_now) {
             (false, true) => *adv += 1,
             (true, false) => *adv = adv.saturating_sub(1),
             _ => {}
         }
-        if e.flags & REFRESH != 0 {
-            e.flags &= !REFRESH;
+        if flags & REFRESH != 0 {
             if let Some(left) = r.as_mut() {
                 *left = left.saturating_sub(1);
             }
@@ -307,17 +353,25 @@ impl AdjRibOut {
 
     /// A taken prefix could not be written: the peer keeps what it had, the entry stays
     /// (not queued) until the prefix changes again.
-    pub(crate) fn park(&mut self, family: AfiSafi, prefix: &IpNet) {
+    pub(crate) fn park(&mut self, family: AfiSafi, prefix: &IpNet, flags: u8) {
         let Some(i) = family.index() else { return };
         let (Some(t), Some(r)) = (self.pending.get_mut(i), self.refresh.get_mut(family)) else {
             return;
         };
-        if let Some(e) = t.get_mut(prefix) {
-            if e.flags & REFRESH != 0 {
-                e.flags &= !REFRESH;
-                if let Some(left) = r.as_mut() {
-                    *left = left.saturating_sub(1);
-                }
+        if flags & REFRESH != 0 {
+            if let Some(left) = r.as_mut() {
+                *left = left.saturating_sub(1);
+            }
+        }
+        match t.get_mut(prefix) {
+            Some(e) => e.flags &= !REFRESH,
+            None => {
+                // A fresh one: the peer holds nothing for it.
+                let e = Pending {
+                    told: None,
+                    flags: 0,
+                };
+                t.insert(prefix, e);
             }
         }
     }

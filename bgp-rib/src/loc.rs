@@ -8,6 +8,7 @@
 //! paths hold them in one boxed vector. A peer's Adj-RIB-In is the view of its paths in this
 //! table ([`AdjRibIn`](crate::AdjRibIn)), so a route costs one entry, not two.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bgp_wire::{Afi, AfiSafi, Nlri};
@@ -287,6 +288,84 @@ impl<V> PrefixMap<V> {
         match self {
             PrefixMap::V4(t) => t.drain_all(f),
             PrefixMap::V6(t) => t.drain_all(f),
+        }
+    }
+
+    /// Removes everything, handing each prefix to `f`.
+    pub(crate) fn drain_all_keys(&mut self, mut f: impl FnMut(IpNet)) {
+        match self {
+            PrefixMap::V4(t) => {
+                t.iter().for_each(|(k, _)| f(k.net()));
+                t.drain_all(|_| {});
+            }
+            PrefixMap::V6(t) => {
+                t.iter().for_each(|(k, _)| f(k.net()));
+                t.drain_all(|_| {});
+            }
+        }
+    }
+}
+
+/// A first-in first-out queue of prefixes of one family, as compact keys.
+#[derive(Debug)]
+pub(crate) enum PrefixQueue {
+    V4(VecDeque<K4>),
+    V6(VecDeque<K6>),
+}
+
+impl PrefixQueue {
+    /// An empty queue for a family.
+    pub(crate) fn for_family(f: AfiSafi) -> Self {
+        if f.afi == Afi::IPV6 {
+            PrefixQueue::V6(VecDeque::new())
+        } else {
+            PrefixQueue::V4(VecDeque::new())
+        }
+    }
+
+    /// Appends a prefix (of the queue's address family; others are ignored).
+    pub(crate) fn push(&mut self, p: &IpNet) {
+        match self {
+            PrefixQueue::V4(q) => q.extend(K4::of(p)),
+            PrefixQueue::V6(q) => q.extend(K6::of(p)),
+        }
+    }
+
+    /// Takes the oldest prefix.
+    pub(crate) fn pop(&mut self) -> Option<IpNet> {
+        match self {
+            PrefixQueue::V4(q) => q.pop_front().map(K4::net),
+            PrefixQueue::V6(q) => q.pop_front().map(K6::net),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            PrefixQueue::V4(q) => q.len(),
+            PrefixQueue::V6(q) => q.len(),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Empties the queue and gives its memory back.
+    pub(crate) fn clear(&mut self) {
+        match self {
+            PrefixQueue::V4(q) => *q = VecDeque::new(),
+            PrefixQueue::V6(q) => *q = VecDeque::new(),
+        }
+    }
+
+    /// Gives the memory back once the queue is empty after a burst.
+    pub(crate) fn trim(&mut self) {
+        let big = match self {
+            PrefixQueue::V4(q) => q.is_empty() && q.capacity() > 1024,
+            PrefixQueue::V6(q) => q.is_empty() && q.capacity() > 1024,
+        };
+        if big {
+            self.clear();
         }
     }
 }

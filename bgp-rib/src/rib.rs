@@ -987,9 +987,9 @@ impl Rib {
                 _ => break,
             };
             budget -= taken.len();
-            let mut withdraws: Vec<IpNet> = Vec::new();
-            let mut groups: FastMap<usize, (Attrs, Vec<IpNet>)> = FastMap::default();
-            let mut settled: Vec<(IpNet, bool)> = Vec::new();
+            let mut withdraws: Vec<(IpNet, u8)> = Vec::new();
+            let mut groups: FastMap<usize, (Attrs, Vec<(IpNet, u8)>)> = FastMap::default();
+            let mut settled: Vec<(IpNet, u8, bool)> = Vec::new();
             for (prefix, told, flags) in taken {
                 let best = loc.best(family, &prefix);
                 let new = best.as_ref().and_then(|b| {
@@ -1009,20 +1009,20 @@ impl Rib {
                 });
                 let holds = flags & HOLDS != 0;
                 match new {
-                    None if holds => withdraws.push(prefix),
+                    None if holds => withdraws.push((prefix, flags)),
                     // Announced and withdrawn again before the peer heard of it.
-                    None => settled.push((prefix, false)),
+                    None => settled.push((prefix, flags, false)),
                     Some(a) => {
                         let unchanged = flags & RESEND == 0
                             && told.as_ref().is_some_and(|t| Arc::ptr_eq(t, &a));
                         if unchanged {
-                            settled.push((prefix, true));
+                            settled.push((prefix, flags, true));
                         } else {
                             groups
                                 .entry(Arc::as_ptr(&a) as usize)
                                 .or_insert_with(|| (a.clone(), Vec::new()))
                                 .1
-                                .push(prefix);
+                                .push((prefix, flags));
                         }
                         store.release(a);
                     }
@@ -1032,22 +1032,23 @@ impl Rib {
                 break;
             };
             let adj_out = &mut p.adj_out;
-            for (prefix, holds) in settled {
-                adj_out.settle(store, family, &prefix, holds);
+            for (prefix, flags, holds) in settled {
+                adj_out.settle(store, family, &prefix, flags, holds);
             }
             if !withdraws.is_empty() {
-                match pack_withdraw(&ctx, family, withdraws.iter().map(|p| Nlri::new(*p)), out) {
+                let nlris = withdraws.iter().map(|(p, _)| Nlri::new(*p));
+                match pack_withdraw(&ctx, family, nlris, out) {
                     Ok(n) => {
                         d.messages += n;
                         d.withdrawn += withdraws.len();
-                        for prefix in &withdraws {
-                            adj_out.settle(store, family, prefix, false);
+                        for (prefix, flags) in &withdraws {
+                            adj_out.settle(store, family, prefix, *flags, false);
                         }
                     }
                     Err(e) => {
                         d.errors.push(e);
-                        for prefix in &withdraws {
-                            adj_out.park(family, prefix);
+                        for (prefix, flags) in &withdraws {
+                            adj_out.park(family, prefix, *flags);
                         }
                     }
                 }
@@ -1058,21 +1059,21 @@ impl Rib {
                     &a.attrs,
                     family,
                     a.mp_next_hop.as_ref(),
-                    nlris.iter().map(|p| Nlri::new(*p)),
+                    nlris.iter().map(|(p, _)| Nlri::new(*p)),
                     out,
                 );
                 match r {
                     Ok(n) => {
                         d.messages += n;
                         d.announced += nlris.len();
-                        for prefix in &nlris {
-                            adj_out.settle(store, family, prefix, true);
+                        for (prefix, flags) in &nlris {
+                            adj_out.settle(store, family, prefix, *flags, true);
                         }
                     }
                     Err(e) => {
                         d.errors.push(e);
-                        for prefix in &nlris {
-                            adj_out.park(family, prefix);
+                        for (prefix, flags) in &nlris {
+                            adj_out.park(family, prefix, *flags);
                         }
                     }
                 }
