@@ -160,7 +160,10 @@ impl Announcement {
             (_, Some(IpAddr::V4(v4))) => mp_next_hop = Some(NextHop::Ipv4(v4)),
             (_, Some(IpAddr::V6(v6))) => mp_next_hop = Some(NextHop::Ipv6(v6)),
         }
-        RouteAttributes { attrs, mp_next_hop }
+        RouteAttributes {
+            attrs,
+            mp_next_hop: mp_next_hop.map(Box::new),
+        }
     }
 }
 
@@ -178,7 +181,7 @@ pub struct Route {
 impl Route {
     /// The next hop, from NEXT_HOP or MP_REACH_NLRI.
     pub fn next_hop(&self) -> Option<IpAddr> {
-        match &self.attributes.mp_next_hop {
+        match self.attributes.mp_next_hop.as_deref() {
             Some(NextHop::Ipv4(a)) => Some(IpAddr::V4(*a)),
             Some(NextHop::Ipv6(a)) => Some(IpAddr::V6(*a)),
             Some(NextHop::Ipv6LinkLocal { global, .. }) => Some(IpAddr::V6(*global)),

@@ -494,7 +494,7 @@ impl Rib {
                 Some((f, a)) if *f == family => a.clone(),
                 _ => {
                     let mp_next_hop = match &update.mp_reach {
-                        Some(m) if m.family == family => Some(m.next_hop.clone()),
+                        Some(m) if m.family == family => Some(Box::new(m.next_hop.clone())),
                         _ => None,
                     };
                     let mut a = update.attributes.clone();
@@ -1058,7 +1058,7 @@ impl Rib {
                     &ctx,
                     &a.attrs,
                     family,
-                    a.mp_next_hop.as_ref(),
+                    a.mp_next_hop.as_deref(),
                     nlris.iter().map(|(p, _)| Nlri::new(*p)),
                     out,
                 );

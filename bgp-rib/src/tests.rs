@@ -371,7 +371,7 @@ fn mp_routes_keep_their_next_hop() {
         .loc_rib()
         .best(AfiSafi::IPV6_UNICAST, &p("2001:db8::/32"))
         .unwrap();
-    assert_eq!(b.attrs.mp_next_hop, Some(nh));
+    assert_eq!(b.attrs.mp_next_hop.as_deref(), Some(&nh));
 }
 
 // ---- best path ----
