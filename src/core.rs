@@ -580,7 +580,7 @@ impl Core {
             local_best: HashSet::new(),
             scopes: HashMap::new(),
         }));
-        let rib = Rib::with_sink(
+        let mut rib = Rib::with_sink(
             RibConfig {
                 local_asn: settings.local_asn,
                 router_id: settings.router_id,
@@ -588,6 +588,8 @@ impl Core {
             },
             Box::new(Tracker(shared.clone())),
         );
+        // Only the counts are used: no list of every route a restart marks stale.
+        rib.report_adj_in(false);
         Core {
             settings,
             rib,
@@ -724,7 +726,7 @@ impl Core {
             Action::RetainStale(family) => {
                 slot.stale.insert(family);
                 let ch = self.rib.mark_stale(source, family);
-                let routes = ch.adj_in.len();
+                let routes = ch.adj_in_changed;
                 let mut out = self.output(ch);
                 if routes > 0 {
                     out.events.push(Event::StaleKept {
@@ -738,7 +740,7 @@ impl Core {
             Action::PurgeStale(family) => {
                 slot.stale.remove(family);
                 let ch = self.rib.purge_stale(source, family);
-                let routes = ch.adj_in.len();
+                let routes = ch.adj_in_changed;
                 let mut out = self.output(ch);
                 if routes > 0 {
                     out.events.push(Event::StalePurged {

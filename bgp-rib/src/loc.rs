@@ -439,6 +439,31 @@ pub(crate) struct SetResult {
     pub(crate) best: Option<BestChange>,
 }
 
+/// Where the Adj-RIB-In changes of an operation go: counted always, listed when the RIB
+/// reports them ([`crate::Rib::report_adj_in`]).
+pub(crate) struct InLog<'a> {
+    pub(crate) list: Option<&'a mut Vec<InChange>>,
+    pub(crate) changed: usize,
+    /// Per family index: the paths removed.
+    pub(crate) removed: [usize; 4],
+    pub(crate) family: usize,
+}
+
+impl InLog<'_> {
+    /// Records one change (`removed`: the path is gone); `f` builds it when it is listed.
+    pub(crate) fn push(&mut self, removed: bool, f: impl FnOnce() -> InChange) {
+        self.changed += 1;
+        if removed {
+            if let Some(n) = self.removed.get_mut(self.family) {
+                *n += 1;
+            }
+        }
+        if let Some(l) = self.list.as_mut() {
+            l.push(f());
+        }
+    }
+}
+
 /// What a bulk per-source operation does with one path.
 pub(crate) enum PathOp {
     Keep,
@@ -700,7 +725,7 @@ impl LocRib {
         family: AfiSafi,
         source: SourceId,
         mut op: impl FnMut(&mut Candidate) -> PathOp,
-        changes: &mut Vec<InChange>,
+        changes: &mut InLog<'_>,
         best: &mut Vec<BestChange>,
     ) {
         let Some(t) = self.table_mut(family) else {
@@ -729,7 +754,7 @@ impl LocRib {
                                 new: Some(BestRoute::of(c)),
                             });
                         }
-                        changes.push(InChange {
+                        changes.push(false, || InChange {
                             family,
                             nlri,
                             route: Some(AdjEntry {
@@ -741,7 +766,7 @@ impl LocRib {
                     }
                     PathOp::Remove => {
                         store.release(c.attrs.clone());
-                        changes.push(InChange {
+                        changes.push(true, || InChange {
                             family,
                             nlri,
                             route: None,
@@ -772,7 +797,7 @@ impl LocRib {
                     PathOp::Keep => true,
                     PathOp::Changed => {
                         any = true;
-                        changes.push(InChange {
+                        changes.push(false, || InChange {
                             family,
                             nlri,
                             route: Some(AdjEntry {
@@ -785,7 +810,7 @@ impl LocRib {
                     PathOp::Remove => {
                         any = true;
                         store.release(c.attrs.clone());
-                        changes.push(InChange {
+                        changes.push(true, || InChange {
                             family,
                             nlri,
                             route: None,

@@ -15,7 +15,7 @@ use crate::adj_out::{AdjRibOut, Drained, HOLDS, REFRESH, RESEND};
 use crate::best::{Candidate, SourceId, SourceInfo};
 use crate::export::{From, export, otc_ingress};
 use crate::intern::{AttrStore, Attrs, RouteAttributes};
-use crate::loc::{BestChange, BestRoute, LocRib, PathOp};
+use crate::loc::{BestChange, BestRoute, InLog, LocRib, PathOp};
 use crate::policy::{AcceptAll, ExportPolicy, ImportPolicy, PolicyAction, RouteSink};
 use crate::table::{FastMap, PerFamily};
 
@@ -115,8 +115,11 @@ struct PeerState {
 #[derive(Debug, Default)]
 #[must_use]
 pub struct RibChanges {
-    /// Changes of the peer's Adj-RIB-In.
+    /// Changes of the peer's Adj-RIB-In (left empty when [`Rib::report_adj_in`] is off).
     pub adj_in: Vec<InChange>,
+    /// The number of changes of the peer's Adj-RIB-In (counted also when they are not
+    /// listed).
+    pub adj_in_changed: usize,
     /// Real changes of best routes.
     pub best: Vec<BestChange>,
     /// The families whose max-prefix limit the peer exceeded.
@@ -129,6 +132,7 @@ impl RibChanges {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
         self.adj_in.is_empty()
+            && self.adj_in_changed == 0
             && self.best.is_empty()
             && self.max_prefix_exceeded.is_empty()
             && self.end_of_rib.is_none()
@@ -155,6 +159,8 @@ pub struct Rib {
     scope_before: Option<(AfiSafi, IpNet, Option<Scope>)>,
     /// What each peer was told of a changing prefix (reused between changes).
     told_buf: Vec<(u16, Option<Attrs>)>,
+    /// List the Adj-RIB-In changes in [`RibChanges::adj_in`].
+    report_adj_in: bool,
     sink: Box<dyn RouteSink>,
 }
 
@@ -186,6 +192,7 @@ impl Rib {
             export_memo: Memo::default(),
             scope_before: None,
             told_buf: Vec::new(),
+            report_adj_in: true,
             sink,
         }
     }
@@ -195,6 +202,14 @@ impl Rib {
     fn begin(&mut self) {
         clear_memo(&mut self.store, &mut self.export_memo);
         self.store.sweep();
+    }
+
+    /// Whether operations list the Adj-RIB-In changes in [`RibChanges::adj_in`] (the
+    /// default) or only count them in [`RibChanges::adj_in_changed`]. An embedder that does
+    /// not look at them saves the list: 48 octets per route when a full table is marked
+    /// stale or purged.
+    pub fn report_adj_in(&mut self, on: bool) {
+        self.report_adj_in = on;
     }
 
     /// Replaces the route sink.
@@ -397,30 +412,37 @@ impl Rib {
             return ch;
         }
         if let Some(Some(p)) = self.peers.get(usize::from(peer.0)) {
-            let n: usize = families.iter().filter_map(|f| p.counts.get(*f)).sum();
-            ch.adj_in.reserve(n);
+            if self.report_adj_in {
+                let n: usize = families.iter().filter_map(|f| p.counts.get(*f)).sum();
+                ch.adj_in.reserve(n);
+            }
         }
+        let mut log = InLog {
+            list: self.report_adj_in.then_some(&mut ch.adj_in),
+            changed: 0,
+            removed: [0; 4],
+            family: 0,
+        };
         for family in families {
             let peers = &self.peers;
             let local_info = &self.local_info;
             let lookup = |s: SourceId| lookup_source(peers, local_info, s);
+            log.family = family.index().unwrap_or(usize::MAX);
             self.loc.for_source(
                 &mut self.store,
                 lookup,
                 family,
                 peer,
                 &mut op,
-                &mut ch.adj_in,
+                &mut log,
                 &mut ch.best,
             );
         }
+        let (changed, removed) = (log.changed, log.removed);
+        ch.adj_in_changed += changed;
         if let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) {
-            for c in &ch.adj_in {
-                if c.route.is_none() {
-                    if let Some(n) = p.counts.get_mut(c.family) {
-                        *n = n.saturating_sub(1);
-                    }
-                }
+            for (n, r) in p.counts.0.iter_mut().zip(removed) {
+                *n = n.saturating_sub(r);
             }
         }
         for b in &ch.best {
@@ -445,7 +467,9 @@ impl Rib {
             return ch;
         }
         let n = update.prefix_count();
-        ch.adj_in.reserve(n);
+        if self.report_adj_in {
+            ch.adj_in.reserve(n);
+        }
         ch.best.reserve(n);
         for (family, nlri) in update.withdrawn_all() {
             self.set_path(peer, family, nlri, None, &mut ch);
@@ -585,11 +609,14 @@ impl Rib {
                 }
             }
         }
-        ch.adj_in.push(InChange {
-            family,
-            nlri,
-            route: entry,
-        });
+        ch.adj_in_changed += 1;
+        if self.report_adj_in {
+            ch.adj_in.push(InChange {
+                family,
+                nlri,
+                route: entry,
+            });
+        }
         if let Some(b) = r.best {
             self.propagate(b, ch);
         }

@@ -1505,3 +1505,25 @@ proptest! {
         prop_assert_eq!(view, expected);
     }
 }
+
+#[test]
+fn adj_in_changes_can_be_counted_without_the_list() {
+    let mut rib = Rib::new(cfg());
+    rib.report_adj_in(false);
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let ch = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8", "11.0.0.0/8"], &[]));
+    assert_eq!(
+        (ch.adj_in.len(), ch.adj_in_changed, ch.best.len()),
+        (0, 2, 2)
+    );
+    assert!(!ch.is_empty());
+    drop(ch);
+    let ch = rib.peer_down(a, true);
+    assert_eq!((ch.adj_in.len(), ch.adj_in_changed), (0, 2));
+    drop(ch);
+    let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
+    let ch = rib.purge_stale(a, V4);
+    assert_eq!((ch.adj_in.len(), ch.adj_in_changed), (0, 1));
+    assert_eq!(rib.adj_rib_in(a).unwrap().len(V4), 1);
+    assert!(rib.mark_stale(a, AfiSafi::IPV6_UNICAST).is_empty());
+}
