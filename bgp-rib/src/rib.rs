@@ -308,6 +308,7 @@ impl Rib {
         let env = Env { config, local_info };
         for family in families.iter() {
             for (prefix, best) in loc.iter(family) {
+                trim_memo(store, export_memo);
                 let scope = scope_for(local_scope, family, &prefix, &best);
                 let new = export_route(
                     &env,
@@ -738,6 +739,7 @@ impl Rib {
         } = self;
         let env = Env { config, local_info };
         for (prefix, best) in loc.iter(family) {
+            trim_memo(store, export_memo);
             let owed = match peers.get(usize::from(peer.0)) {
                 Some(Some(p)) => p.adj_out.is_owed(family, &prefix),
                 _ => return false,
@@ -863,6 +865,8 @@ impl Rib {
         };
         for family in families.iter() {
             for (prefix, best) in loc.iter(family) {
+                trim_memo(store, export_memo);
+                trim_memo(store, &mut memo_new);
                 match peers.get_mut(usize::from(peer.0)) {
                     Some(Some(p)) => {
                         if p.adj_out.touch(family, prefix) {
@@ -930,6 +934,7 @@ impl Rib {
         let env = Env { config, local_info };
         for family in AfiSafi::KNOWN {
             for (prefix, best) in loc.iter(family) {
+                trim_memo(store, export_memo);
                 if best.source != peer {
                     continue;
                 }
@@ -1413,6 +1418,19 @@ fn same(a: &Option<Attrs>, b: &Option<Attrs>) -> bool {
         (None, None) => true,
         (Some(x), Some(y)) => Arc::ptr_eq(x, y),
         _ => false,
+    }
+}
+
+/// Keeps an export memo bounded during a walk of the whole table (a new session, a refresh,
+/// new settings): past 65,536 results it is emptied and the exported sets nobody holds are
+/// freed, so that a walk does not keep an exported copy of every attribute set alive until
+/// it ends. Safe within an operation: every set a caller still uses is held by it, and the
+/// memo's keys go with it. (Bulk changes keep theirs: a whole table withdrawn would export
+/// each set again for every prefix.)
+fn trim_memo(store: &mut AttrStore, memo: &mut Memo) {
+    if memo.len() >= 65_536 {
+        clear_memo(store, memo);
+        store.sweep();
     }
 }
 
