@@ -296,6 +296,25 @@ fn event_json(e: &Event) -> serde_json::Value {
                 "event": "route-withdrawn", "family": fam(family), "prefix": prefix.to_string(),
             }),
         },
+        Event::PrefixLimitWarning {
+            peer,
+            family,
+            received,
+            limit,
+        } => json!({
+            "event": "prefix-limit-warning", "peer": peer.to_string(), "family": fam(family),
+            "received": received, "limit": limit,
+        }),
+        Event::PrefixLimitExceeded {
+            peer,
+            family,
+            received,
+            limit,
+            session_stopped,
+        } => json!({
+            "event": "prefix-limit-exceeded", "peer": peer.to_string(), "family": fam(family),
+            "received": received, "limit": limit, "session-stopped": session_stopped,
+        }),
         Event::Lagged { missed } => json!({ "event": "lagged", "missed": missed }),
     }
 }

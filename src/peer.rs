@@ -159,6 +159,16 @@ pub enum PeerCommand {
         /// Families whose forwarding state was preserved.
         forwarding: AfiSafiSet,
     },
+    /// The peer went over a prefix limit: stop the session (Cease/Maximum Number of
+    /// Prefixes Reached), and start again after `restart_after` if set.
+    PrefixLimitExceeded {
+        /// The family.
+        family: AfiSafi,
+        /// The limit.
+        limit: u32,
+        /// Start again after this long.
+        restart_after: Option<Duration>,
+    },
     /// A connection from the peer, accepted by a listener.
     Accepted {
         /// The stream.
@@ -187,6 +197,9 @@ impl fmt::Debug for PeerCommand {
                 forwarding,
             } => write!(f, "RestartState({restarting}, {forwarding:?})"),
             PeerCommand::Accepted { remote, .. } => write!(f, "Accepted({remote})"),
+            PeerCommand::PrefixLimitExceeded { family, limit, .. } => {
+                write!(f, "PrefixLimitExceeded({family}, {limit})")
+            }
         }
     }
 }
@@ -927,9 +940,24 @@ impl PeerTask {
             PeerCommand::RefreshDone(f) => self.input(Input::RefreshDone(f)),
             PeerCommand::ConfigChanged(cfg) => {
                 let session = Box::new(cfg.session.clone());
+                let socket_changed = self.config.socket != cfg.socket;
                 self.config = *cfg;
                 self.input(Input::ConfigChanged(session));
+                if socket_changed && self.rd.is_some() {
+                    // The connection was made with the old socket options: make a new one.
+                    let n = Notification::cease(cease_subcode::OTHER_CONFIGURATION_CHANGE);
+                    self.input(Input::AutomaticStop(n));
+                }
             }
+            PeerCommand::PrefixLimitExceeded {
+                family,
+                limit,
+                restart_after,
+            } => self.input(Input::PrefixLimitExceeded {
+                family,
+                limit,
+                restart_after,
+            }),
             PeerCommand::LivenessDown { keep_routes: true } => {
                 if self.rd.is_some() {
                     self.wbuf.clear();

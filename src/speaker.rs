@@ -32,8 +32,8 @@ use tokio::time::Instant;
 use crate::clock::Clock;
 use crate::config::{self, Secret};
 use crate::core::{
-    Announcement, Core, CoreCommand, CoreOutbox, CoreOutput, CorePeer, CoreSettings, Event, Route,
-    describe_down,
+    Announcement, Core, CoreCommand, CoreOutbox, CoreOutput, CorePeer, CoreSettings, Event,
+    ImportLimits, PrefixLimit, Route, describe_down,
 };
 use crate::listener::{self, Dispatcher};
 use crate::peer::{
@@ -87,6 +87,8 @@ pub struct GlobalSettings {
     pub command_capacity: usize,
     /// TCP or in memory.
     pub network: Network,
+    /// Limits on routes learned from peers (AS_PATH length, attributes per route).
+    pub limits: ImportLimits,
 }
 
 impl Default for GlobalSettings {
@@ -105,6 +107,7 @@ impl Default for GlobalSettings {
             event_capacity: 1024,
             command_capacity: 64,
             network: Network::Tcp,
+            limits: ImportLimits::default(),
         }
     }
 }
@@ -130,6 +133,10 @@ impl GlobalSettings {
             forwarding_preserved: AfiSafi::KNOWN.into_iter().collect(),
             peers: cfg.peers.iter().map(PeerSettings::from).collect(),
             announcements: cfg.announcements.iter().map(Announcement::from).collect(),
+            limits: ImportLimits {
+                max_as_path_len: g.max_as_path_length as usize,
+                max_attributes: g.max_attributes as usize,
+            },
             ..GlobalSettings::default()
         }
     }
@@ -183,6 +190,8 @@ pub struct PeerSettings {
     pub families: Vec<AfiSafi>,
     /// Graceful restart (RFC 4724, RFC 8538).
     pub graceful_restart: GracefulRestartConfig,
+    /// Limits on the prefixes the peer may send, per family (RFC 4486). None by default.
+    pub prefix_limits: Vec<PrefixLimit>,
     /// Our IPv4 next hop towards this peer (default: the local address, if IPv4).
     pub next_hop_ipv4: Option<Ipv4Addr>,
     /// Our IPv6 next hop towards this peer (default: the local address, if IPv6).
@@ -209,6 +218,7 @@ impl Default for PeerSettings {
             ttl_security: None,
             families: Vec::new(),
             graceful_restart: GracefulRestartConfig::default(),
+            prefix_limits: Vec::new(),
             next_hop_ipv4: None,
             next_hop_ipv6: None,
             enabled: true,
@@ -293,6 +303,7 @@ impl PeerSettings {
             local_v4: self.next_hop_ipv4.or(v4),
             local_v6: self.next_hop_ipv6.or(v6),
             restarting,
+            prefix_limits: self.prefix_limits.clone(),
         }
     }
 }
@@ -321,6 +332,17 @@ impl From<&config::Peer> for PeerSettings {
             },
             next_hop_ipv4: p.next_hop_ipv4,
             next_hop_ipv6: p.next_hop_ipv6,
+            prefix_limits: p
+                .prefix_limit
+                .iter()
+                .map(|l| PrefixLimit {
+                    family: l.family.0,
+                    max: l.max,
+                    warning_percent: l.warning_percent,
+                    warning_only: l.warning_only,
+                    restart_after: l.restart_after.map(|s| Duration::from_secs(u64::from(s))),
+                })
+                .collect(),
             ..PeerSettings::default()
         }
     }
@@ -498,8 +520,11 @@ impl SpeakerHandle {
     }
 
     /// Changes a peer's settings (found by address, port and interface). Returns whether
-    /// the session had to be reset (any change but `enabled` resets it; no change, no
-    /// reset).
+    /// the session had to be reset: only changes to what the OPENs negotiate (AS, hold
+    /// time, keepalive, families, graceful restart) or to the connection (local address,
+    /// password, TTL, GTSM) reset it. Next hops and prefix limits apply at once to a running
+    /// session (only the difference is sent); connect-retry and idle-hold times, and
+    /// passivity, the next time they are used; `enabled` starts or stops the session.
     pub async fn update_peer(&self, peer: PeerSettings) -> Result<bool, SpeakerError> {
         self.call(|r| Command::UpdatePeer(Box::new(peer), r)).await
     }
@@ -629,6 +654,7 @@ impl Runner {
             router_id: settings.router_id,
             export_learned: settings.export_learned,
             loc_rib_events: settings.loc_rib_events,
+            limits: settings.limits,
         });
         let core = Arc::new(Mutex::new(core));
         let wake = Arc::new(Notify::new());
@@ -834,16 +860,15 @@ impl Runner {
         let Some(e) = self.peers.get_mut(&id) else {
             return Err(SpeakerError::UnknownPeer(id));
         };
+        let old_cfg = e.settings.peer_config(&self.settings);
         let cfg = s.peer_config(&self.settings);
-        let restarting = lock(&self.core)
-            .peer_counts(&id)
-            .1
-            .eq(&crate::snapshot::GrState::LocalRestarting);
-        let out = lock(&self.core)
-            .add_peer(id.clone(), s.core_peer(restarting))
-            .ok_or(SpeakerError::TooManyPeers)?;
-        self.dispatcher
-            .register(&id, e.handle.commands(), cfg.socket.clone());
+        let reset = old_cfg.session.requires_reset(&cfg.session) || old_cfg.socket != cfg.socket;
+        let out = lock(&self.core).update_peer(&id, s.core_peer(false));
+        if old_cfg.socket != cfg.socket {
+            self.dispatcher
+                .register(&id, e.handle.commands(), cfg.socket.clone());
+        }
+        // The peer task resets the session only when the new settings require it.
         let _ = e
             .handle
             .send(PeerCommand::ConfigChanged(Box::new(cfg)))
@@ -858,7 +883,7 @@ impl Runner {
         }
         e.settings = s;
         self.apply(out).await;
-        Ok(true)
+        Ok(reset)
     }
 
     /// Sets (or, with `None`, removes) the MD5 key for `peer` on every TCP listener.
@@ -892,6 +917,11 @@ impl Runner {
             let cmd = match c {
                 CoreCommand::RefreshDone(f) => PeerCommand::RefreshDone(f),
                 CoreCommand::InitialRoutesSent => PeerCommand::InitialRoutesSent(None),
+                CoreCommand::PrefixLimitExceeded(l) => PeerCommand::PrefixLimitExceeded {
+                    family: l.family,
+                    limit: l.max,
+                    restart_after: l.restart_after,
+                },
             };
             if let Some(e) = self.peers.get(&p) {
                 let _ = e.handle.send(cmd).await;
