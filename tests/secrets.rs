@@ -79,7 +79,7 @@ async fn passwords_stay_out_of_logs_debug_events_snapshots_and_metrics() {
         .expect("announce");
     // A new password resets the session: every path that handles it runs.
     let mut p = settings(&net, 1, 2).peers.remove(0);
-    p.password = Some(Secret::new(&format!("{PASSWORD}-2")));
+    p.password = Some(Secret::new(format!("{PASSWORD}-2")));
     seen += &format!("{p:?}");
     assert!(a.update_peer(p).await.expect("update"));
     tokio::time::sleep(Duration::from_secs(30)).await;
