@@ -115,9 +115,22 @@ wait_exit() {
     done
 }
 
+# descendants PID: the ids of the processes PID started, and theirs, deepest first.
+descendants() {
+    local c
+    for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+        descendants "$c"
+        echo "$c"
+    done
+}
+
 stop_all() {
-    local p
-    for p in "${STARTED_PIDS[@]}"; do stop_pid "$p"; done
+    local p d
+    for p in "${STARTED_PIDS[@]}"; do
+        # A profiler wrapper (E2E_SPEAKER_WRAP) may leave its child running: stop the tree.
+        for d in $(descendants "$p"); do kill -TERM "$d" 2>/dev/null || true; done
+        stop_pid "$p"
+    done
 }
 
 cleanup() {
@@ -314,7 +327,10 @@ target_start_speaker_any() {  # DIR ADDR ASN N_INJ N_MON FLAGS...
     } > "$dir/speaker.toml"
     TARGET_VERSION[speaker]="bgp-speaker $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null)"
     TARGET_VERSION[speaker-mt]="${TARGET_VERSION[speaker]} (multi-thread)"
-    "$REPO/target/release/examples/speaker" --config "$dir/speaker.toml" "$@" \
+    # E2E_SPEAKER_WRAP (e.g. "perf record -g -o /tmp/perf.data --") runs the speaker under a
+    # profiler; the CPU and memory columns then measure the wrapper, not the speaker. The
+    # wrapper may not pass SIGTERM on to the speaker: stop_all stops the wrapper's descendants.
+    ${E2E_SPEAKER_WRAP:-} "$REPO/target/release/examples/speaker" --config "$dir/speaker.toml" "$@" \
         >"$dir/speaker.out" 2>&1 &
     TARGET_PID=$!; STARTED_PIDS+=("$TARGET_PID")
 }
@@ -446,6 +462,7 @@ run_once() {
     # Monitors watch for SETTLE + 2 s after converging, then leave by themselves.
     for i in "${mon_pids[@]}"; do wait_exit "$i" 15; stop_pid "$i"; done
     for i in "${inj_pids[@]}"; do stop_pid "$i"; done
+    for i in $(descendants "$TARGET_PID"); do kill -TERM "$i" 2>/dev/null || true; done
     stop_pid "$TARGET_PID"
     python3 - "$dir" "$ninj" "$nmon" "${extra[@]}" >> "$RESULTS" <<PY
 import json, sys
