@@ -24,6 +24,8 @@
 #   --targets     bird, gobgp, frr, speaker (our CLI, current-thread runtime), speaker-mt
 #                 (our CLI, multi-thread runtime)
 #   --summarize F print the tables of a results.jsonl kept with --out (with the --size it ran at)
+#   --check       exit 1 unless every run succeeded (CI runs --size small once, so that the
+#                 benchmark does not rot; it is not a timed test)
 #
 # Must run as root (port 179). Uses 127.0.8.0/24 only (--net 127.0.9 picks another /24): targets
 # .1-.4, injectors .101-.110, monitors .201-.210. Prints one markdown table per scenario on stdout; progress on stderr.
@@ -43,6 +45,7 @@ CHURN_RATE=10000
 CHURN_SECS=""
 GR=0
 SUMMARIZE=""
+CHECK=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --reps) REPS="$2"; shift 2 ;;
@@ -55,6 +58,7 @@ while [ $# -gt 0 ]; do
         --churn-rate) CHURN_RATE="$2"; shift 2 ;;
         --churn-secs) CHURN_SECS="$2"; shift 2 ;;
         --summarize) SUMMARIZE="$2"; shift 2 ;;
+        --check) CHECK=1; shift ;;
         -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
@@ -602,3 +606,10 @@ for s in "${SCENARIO_LIST[@]}"; do
 done
 
 summarize "$RESULTS" "$SIZE"
+# --check (CI's smoke run): fail unless every run of every target succeeded.
+if [ "$CHECK" = 1 ]; then
+    if grep -q '"ok": false' "$RESULTS" || ! grep -q '"ok": true' "$RESULTS"; then
+        log "check failed: a run did not succeed"
+        exit 1
+    fi
+fi
