@@ -784,6 +784,66 @@ async fn a_new_connection_while_established_is_a_restarted_peer() {
     drop(raw);
 }
 
+/// RFC 4271 §6.2 on a second connection: an OPEN that fails the checks (here a wrong peer
+/// AS) gets its NOTIFICATION there, and the established session is left alone, graceful
+/// restart or not.
+#[tokio::test(start_paused = true)]
+async fn a_bad_open_on_a_second_connection_gets_its_notification_and_changes_nothing() {
+    let (mut side, mut raw) = Raw::connect(config(1, 65001, 65002, true), 16, 4096).await;
+    let gr = bgp_wire::capability::GracefulRestart {
+        flags: 0,
+        restart_time: 120,
+        families: vec![bgp_wire::capability::GracefulRestartFamily::new(
+            AfiSafi::IPV4_UNICAST,
+            true,
+        )],
+    };
+    let mut open = Raw::open(90);
+    open.capabilities.push(Capability::GracefulRestart(gr));
+    raw.send(Message::Open(open.clone())).await;
+    assert!(matches!(raw.recv().await, Message::Open(_)));
+    assert_eq!(raw.recv().await, Message::Keepalive);
+    raw.send(Message::Keepalive).await;
+    side.wait_for("Established", established).await;
+    let (ours, theirs) = tokio::io::duplex(4096);
+    side.handle
+        .send(PeerCommand::Accepted {
+            stream: Box::new(theirs),
+            remote: SocketAddr::new(B, 40002),
+        })
+        .await
+        .unwrap();
+    let mut raw2 = Raw {
+        s: ours,
+        buf: BytesMut::new(),
+        ctx: Context::default(),
+    };
+    let mut bad = open;
+    bad.my_as = 65099;
+    bad.capabilities
+        .retain(|c| !matches!(c, Capability::FourOctetAs(_)));
+    raw2.send(Message::Open(bad)).await;
+    assert!(matches!(raw2.recv().await, Message::Open(_)));
+    match raw2.recv().await {
+        Message::Notification(n) => assert_eq!(
+            (n.code, n.subcode),
+            (
+                bgp_wire::notification::code::OPEN_MESSAGE,
+                bgp_wire::notification::open_subcode::BAD_PEER_AS
+            )
+        ),
+        m => panic!("expected a NOTIFICATION, got {m:?}"),
+    }
+    // The first session stays: it keeps answering keepalives, and nothing went down.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    raw.send(Message::Keepalive).await;
+    assert_eq!(raw.recv().await, Message::Keepalive);
+    while let Ok(e) = side.events.try_recv() {
+        assert!(!session_down(&e.action), "{e:?}");
+        assert!(!matches!(e.action, Action::RetainStale(_)), "{e:?}");
+    }
+}
+
 #[tokio::test]
 async fn tcp_md5_sessions_need_the_right_password() {
     let probe = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
