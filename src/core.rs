@@ -642,17 +642,31 @@ struct PeerImport(ImportLimits);
 impl ImportPolicy for PeerImport {
     fn import(
         &mut self,
-        _peer: &bgp_rib::PeerConfig,
+        peer: &bgp_rib::PeerConfig,
         _family: AfiSafi,
         _nlri: &Nlri,
         attrs: &RouteAttributes,
     ) -> PolicyAction {
-        if self.0.allows(&attrs.attrs) {
-            PolicyAction::Accept
-        } else {
+        if !self.0.allows(&attrs.attrs) || points_at_us(peer, attrs) {
             PolicyAction::Reject
+        } else {
+            PolicyAction::Accept
         }
     }
+}
+
+/// RFC 4271 §6.3: a NEXT_HOP that is our own address is semantically incorrect; the route is
+/// ignored (no NOTIFICATION, the session stays).
+fn points_at_us(peer: &bgp_rib::PeerConfig, attrs: &RouteAttributes) -> bool {
+    let v4 = |a: Ipv4Addr| peer.local_v4 == Some(a);
+    let v6 = |a: Ipv6Addr| peer.local_v6 == Some(a);
+    attrs.attrs.next_hop.is_some_and(v4)
+        || match attrs.mp_next_hop {
+            Some(bgp_wire::NextHop::Ipv4(a)) => v4(a),
+            Some(bgp_wire::NextHop::Ipv6(a))
+            | Some(bgp_wire::NextHop::Ipv6LinkLocal { global: a, .. }) => v6(a),
+            _ => false,
+        }
 }
 
 impl ExportPolicy for PeerExport {

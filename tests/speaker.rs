@@ -1195,3 +1195,22 @@ async fn routes_over_the_as_path_limit_are_treated_as_withdrawn() {
     assert_eq!(a.routes().await.unwrap().len(), 1);
     assert_eq!(a.snapshot().await.unwrap()[0].flaps, 0);
 }
+
+/// RFC 4271 §6.3: a route whose NEXT_HOP is the receiving speaker's own address is ignored,
+/// without a NOTIFICATION; the rest of the peer's routes are taken.
+#[tokio::test(start_paused = true)]
+async fn a_route_with_our_own_address_as_next_hop_is_ignored() {
+    let net = MemoryNetwork::new(64 * 1024);
+    let (a, mut ae, b, _be) = pair(&net).await;
+    b.announce_all(vec![
+        route("10.1.0.0/16").with_next_hop(ip(1)),
+        route("10.2.0.0/16"),
+    ])
+    .await
+    .unwrap();
+    let got = route_changes(&mut ae, 1).await;
+    assert_eq!(got, vec![(prefix("10.2.0.0/16"), true)]);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(a.routes().await.unwrap().len(), 1);
+    assert_eq!(a.snapshot().await.unwrap()[0].flaps, 0);
+}
