@@ -172,18 +172,15 @@ async fn sigterm_restarts_gracefully_and_sigint_stops_for_good() {
     })
     .await;
     let mut withdrawn = Vec::new();
-    loop {
-        match event(&mut he, "End-of-RIB and the purge", |e| {
-            matches!(
-                e,
-                Event::RouteChanged { route: None, .. } | Event::StalePurged { .. }
-            )
-        })
-        .await
-        {
-            Event::RouteChanged { prefix, .. } => withdrawn.push(prefix),
-            _ => break,
-        }
+    while let Event::RouteChanged { prefix, .. } = event(&mut he, "End-of-RIB and the purge", |e| {
+        matches!(
+            e,
+            Event::RouteChanged { route: None, .. } | Event::StalePurged { .. }
+        )
+    })
+    .await
+    {
+        withdrawn.push(prefix);
     }
     // The purge may be reported before its route changes reach the stream: collect briefly.
     while let Some(Event::RouteChanged { prefix, .. }) =
