@@ -38,6 +38,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bgp_fsm::{Action, DownReason, Negotiated};
@@ -623,19 +624,28 @@ struct Tracker(Arc<Mutex<ExportShared>>);
 impl RouteSink for Tracker {
     fn best_changed(&mut self, change: &BestChange) {
         let key = (change.family, change.prefix);
-        let mut s = lock(&self.0);
-        match &change.new {
-            Some(b) if b.source == SourceId::LOCAL => {
-                s.local_best.insert(key);
+        let local = |b: &Option<bgp_rib::loc::BestRoute>| {
+            b.as_ref().is_some_and(|b| b.source == SourceId::LOCAL)
+        };
+        // Learned routes replacing learned routes (the bulk of a table) touch nothing here.
+        match (local(&change.old), local(&change.new)) {
+            (_, true) => {
+                lock(&self.0).local_best.insert(key);
             }
-            _ => {
-                s.local_best.remove(&key);
+            (true, false) => {
+                lock(&self.0).local_best.remove(&key);
             }
+            (false, false) => {}
         }
     }
 }
 
-struct PeerExport(Arc<Mutex<ExportShared>>);
+struct PeerExport {
+    shared: Arc<Mutex<ExportShared>>,
+    /// Learned routes are exported and none of ours is scoped or prepended: every route
+    /// goes as it is, without a look at the shared state.
+    accept_all: Arc<AtomicBool>,
+}
 
 struct PeerImport(ImportLimits);
 
@@ -677,7 +687,10 @@ impl ExportPolicy for PeerExport {
         nlri: &Nlri,
         attrs: &RouteAttributes,
     ) -> PolicyAction {
-        let s = lock(&self.0);
+        if self.accept_all.load(Ordering::Relaxed) {
+            return PolicyAction::Accept;
+        }
+        let s = lock(&self.shared);
         let key = (family, nlri.prefix);
         if !s.local_best.contains(&key) {
             return if s.export_learned {
@@ -725,6 +738,7 @@ pub struct Core {
     settings: CoreSettings,
     rib: Rib,
     shared: Arc<Mutex<ExportShared>>,
+    accept_all: Arc<AtomicBool>,
     peers: BTreeMap<PeerId, PeerSlot>,
     by_source: HashMap<SourceId, PeerId>,
     announced: HashMap<(AfiSafi, IpNet), Announcement>,
@@ -767,6 +781,7 @@ impl Core {
             Box::new(Tracker(shared.clone())),
         );
         Core {
+            accept_all: Arc::new(AtomicBool::new(settings.export_learned)),
             settings,
             rib,
             shared,
@@ -829,7 +844,10 @@ impl Core {
         self.rib.add_peer_with(
             p,
             Box::new(PeerImport(self.settings.limits)),
-            Box::new(PeerExport(self.shared.clone())),
+            Box::new(PeerExport {
+                shared: self.shared.clone(),
+                accept_all: self.accept_all.clone(),
+            }),
         )
     }
 
@@ -1154,6 +1172,8 @@ impl Core {
                 Some(sc) => s.scopes.insert(key, sc.clone()),
                 None => s.scopes.remove(&key),
             };
+            self.accept_all
+                .store(s.export_learned && s.scopes.is_empty(), Ordering::Relaxed);
             old != scope
         };
         if scope_changed && self.announced.contains_key(&key) {
@@ -1175,7 +1195,12 @@ impl Core {
         if self.announced.remove(&key).is_none() {
             return CoreOutput::default();
         }
-        lock(&self.shared).scopes.remove(&key);
+        {
+            let mut s = lock(&self.shared);
+            s.scopes.remove(&key);
+            self.accept_all
+                .store(s.export_learned && s.scopes.is_empty(), Ordering::Relaxed);
+        }
         let ch = self.rib.withdraw(key.0, key.1);
         let mut out = self.output(ch);
         out.changed = true;
