@@ -586,7 +586,8 @@ pub struct CoreOutput {
 }
 
 impl CoreOutput {
-    fn merge(&mut self, other: CoreOutput) {
+    /// Adds the outcome of another call to this one (events in order, each peer notified once).
+    pub fn merge(&mut self, other: CoreOutput) {
         self.events.extend(other.events);
         for p in other.notify {
             if !self.notify.contains(&p) {

@@ -640,6 +640,9 @@ fn lock(m: &Mutex<Core>) -> MutexGuard<'_, Core> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Peer events handled under one lock of the core, at most.
+const EVENTS_PER_LOCK: usize = 64;
+
 /// The capacity of the channel from the peer tasks to the speaker task.
 const PEER_EVENT_CAPACITY: usize = 1024;
 
@@ -971,7 +974,20 @@ impl Runner {
                     }
                 },
                 Some(ev) = self.peer_events.recv() => {
-                    let out = lock(&self.core).handle(ev);
+                    // What else is already waiting is handled under the same lock, and its
+                    // outcome carried out once: fewer lock hand-offs and outbox wake-ups
+                    // while a table arrives.
+                    let out = {
+                        let mut core = lock(&self.core);
+                        let mut out = core.handle(ev);
+                        for _ in 1..EVENTS_PER_LOCK {
+                            match self.peer_events.try_recv() {
+                                Ok(ev) => out.merge(core.handle(ev)),
+                                Err(_) => break,
+                            }
+                        }
+                        out
+                    };
                     self.apply(out).await;
                 }
                 () = self.wake.notified() => {
