@@ -2,7 +2,7 @@
 //!
 //! [`PathAttributes`] holds one field per attribute this codec interprets plus the unknown
 //! ones as raw bytes. It carries no NLRI (MP_REACH_NLRI and MP_UNREACH_NLRI live in
-//! [`Update`](crate::Update)), so a RIB can intern it: it is `Eq + Hash` and cheap to clone
+//! [`Update`]), so a RIB can intern it: it is `Eq + Hash` and cheap to clone
 //! (the variable-length values are `Bytes` slices of the received message).
 
 use std::net::Ipv4Addr;
