@@ -212,10 +212,17 @@ impl Lab {
             };
             let free =
                 |a: Ipv4Addr| TcpListener::bind(SocketAddr::new(a.into(), bgp_port())).is_ok();
-            if free(lab.daemon) && free(lab.ours) {
+            if free(lab.daemon) && free(lab.ours) && free(lab.extra(0)) {
                 return lab;
             }
         }
+    }
+
+    /// A further address of the same /24 (`.3`, `.4`, ...): a third peer (a monitor behind
+    /// the daemon, or a second peer of ours). `extra(0)`'s BGP port was free at allocation.
+    pub fn extra(&self, i: u8) -> Ipv4Addr {
+        let [a, b, c, _] = self.daemon.octets();
+        Ipv4Addr::new(a, b, c, 3 + i)
     }
 }
 
@@ -468,8 +475,20 @@ pub struct DaemonSpec {
     pub router_id: Ipv4Addr,
     /// Its neighbour (us).
     pub neighbor: NeighborSpec,
+    /// Further neighbours (a monitor behind the daemon, say), with the same export as
+    /// [`DaemonSpec::neighbor`]: everything the daemon holds, next hops set as for us.
+    pub extra_neighbors: Vec<NeighborSpec>,
     /// The routes it originates.
     pub routes: Vec<RouteSpec>,
+    /// Many plain IPv4 prefixes it originates besides [`DaemonSpec::routes`] (ORIGIN IGP,
+    /// no optional attributes, next hop as for every route): FRR `network` statements, a
+    /// BIRD static protocol `bulk4` of its own, for GoBGP an MRT table dump injected with
+    /// `gobgp mrt inject global` once the API answers. [`Daemon::withdraw_bulk`] withdraws
+    /// them all.
+    pub bulk_routes: Vec<IpNet>,
+    /// Log only what is critical: bgpd without zebra logs an error line per route, which
+    /// slows it several fold with many routes.
+    pub quiet: bool,
 }
 
 impl DaemonSpec {
@@ -490,7 +509,36 @@ impl DaemonSpec {
                 passive: true,
                 graceful_restart: None,
             },
+            extra_neighbors: Vec::new(),
             routes: Vec::new(),
+            bulk_routes: Vec::new(),
+            quiet: false,
+        }
+    }
+
+    /// Adds a further neighbour at `addr` (AS `asn`) with the settings of the main one
+    /// (passive, graceful restart, timers), without a password.
+    pub fn add_neighbor(&mut self, addr: Ipv4Addr, asn: u32) {
+        let n = NeighborSpec {
+            addr,
+            asn,
+            password: None,
+            ..self.neighbor.clone()
+        };
+        self.extra_neighbors.push(n);
+    }
+
+    /// Every neighbour: [`DaemonSpec::neighbor`] first.
+    pub fn neighbors(&self) -> impl Iterator<Item = &NeighborSpec> {
+        std::iter::once(&self.neighbor).chain(&self.extra_neighbors)
+    }
+
+    /// The name of BIRD's protocol for the neighbour at `addr`: `peer` for the main one,
+    /// `peerN` for the others.
+    pub fn bird_protocol(&self, addr: Ipv4Addr) -> String {
+        match self.extra_neighbors.iter().position(|n| n.addr == addr) {
+            Some(i) => format!("peer{}", i + 1),
+            None => "peer".to_string(),
         }
     }
 
@@ -665,8 +713,97 @@ impl Daemon {
             for r in &self.spec.routes {
                 self.gobgp_add(r)?;
             }
+            if !self.spec.bulk_routes.is_empty() {
+                self.gobgp_inject_bulk()?;
+            }
         }
         Ok(())
+    }
+
+    /// GoBGP: one `gobgp global rib add` per route would take minutes for a large table, so
+    /// the bulk routes go in as an MRT table dump (RFC 6396) through `gobgp mrt inject`.
+    fn gobgp_inject_bulk(&self) -> Result<()> {
+        let path = self.dir.join("bulk.mrt");
+        let dump = mrt_table_dump(
+            &self.spec.bulk_routes,
+            self.spec.router_id,
+            v4_next_hop(self.spec.kind),
+        );
+        fs::write(&path, dump).map_err(|e| DaemonError(format!("writing {path:?}: {e}")))?;
+        let path = path.to_string_lossy().into_owned();
+        self.gobgp(&["mrt", "inject", "global", &path]).map(|_| ())
+    }
+
+    /// Changes the routes the daemon originates (for its next start: the configuration is
+    /// written again; GoBGP adds them through its API once it answers).
+    pub fn set_routes(&mut self, routes: Vec<RouteSpec>) -> Result<()> {
+        self.spec.routes = routes;
+        self.write_config()
+    }
+
+    /// Withdraws every route the daemon sends, [`DaemonSpec::bulk_routes`] included: BIRD
+    /// disables the static protocols, GoBGP deletes its global RIB, FRR (where `no network`
+    /// a hundred thousand times would take long) puts a deny-all in front of its outbound
+    /// route-maps and soft-resets out.
+    pub fn withdraw_all(&self) -> Result<()> {
+        match self.spec.kind {
+            DaemonKind::Frr => self
+                .vtysh_many(&[
+                    "configure terminal",
+                    "route-map OUT4 deny 5",
+                    "exit",
+                    "route-map OUT6 deny 5",
+                    "end",
+                    "clear bgp ipv4 unicast * soft out",
+                    "clear bgp ipv6 unicast * soft out",
+                ])
+                .map(|_| ()),
+            DaemonKind::Bird => {
+                self.birdc(&["disable", "st4"])?;
+                self.birdc(&["disable", "st6"])?;
+                if !self.spec.bulk_routes.is_empty() {
+                    self.birdc(&["disable", "bulk4"])?;
+                }
+                Ok(())
+            }
+            DaemonKind::Gobgp => {
+                self.gobgp(&["global", "rib", "-a", "ipv4", "del", "all"])?;
+                self.gobgp(&["global", "rib", "-a", "ipv6", "del", "all"])?;
+                Ok(())
+            }
+        }
+    }
+
+    /// How many prefixes of `family` the daemon holds from `peer` (its Adj-RIB-In after
+    /// import policy), from a summary: fast with many routes, where [`Daemon::routes`]
+    /// parses every route.
+    pub fn received_count(&self, peer: Ipv4Addr, family: AfiSafi) -> Result<usize> {
+        let v6 = family == AfiSafi::IPV6_UNICAST;
+        match self.spec.kind {
+            DaemonKind::Frr => {
+                let afi = if v6 { "ipv6" } else { "ipv4" };
+                let v = self.vtysh_json(&format!("show bgp {afi} unicast summary json"))?;
+                let n = &v["peers"][peer.to_string()]["pfxRcd"];
+                n.as_u64()
+                    .map(|n| n as usize)
+                    .ok_or_else(|| DaemonError(format!("no pfxRcd for {peer} in {v}")))
+            }
+            DaemonKind::Bird => {
+                let table = if v6 { "master6" } else { "master4" };
+                let name = self.spec.bird_protocol(peer);
+                let out =
+                    self.birdc(&["show", "route", "table", table, "protocol", &name, "count"])?;
+                parse_bird_count(&out)
+                    .ok_or_else(|| DaemonError(format!("no route count in: {out}")))
+            }
+            DaemonKind::Gobgp => {
+                let out = self.gobgp(&["neighbor", &peer.to_string(), "-j"])?;
+                let v: serde_json::Value = serde_json::from_str(&out)
+                    .map_err(|e| DaemonError(format!("gobgp neighbor JSON: {e}: {out}")))?;
+                parse_gobgp_received(&v, v6)
+                    .ok_or_else(|| DaemonError(format!("no received count in: {out}")))
+            }
+        }
     }
 
     /// Polls `check` every 200 ms until it returns true, for at most `timeout`. Fails with
@@ -731,11 +868,12 @@ impl Daemon {
                     .to_string())
             }
             DaemonKind::Bird => {
-                let out = self.birdc(&["show", "protocols", "peer"])?;
+                let name = self.spec.bird_protocol(peer);
+                let out = self.birdc(&["show", "protocols", &name])?;
                 let line = out
                     .lines()
-                    .find(|l| l.starts_with("peer "))
-                    .ok_or_else(|| DaemonError(format!("no protocol peer in: {out}")))?;
+                    .find(|l| l.starts_with(&format!("{name} ")))
+                    .ok_or_else(|| DaemonError(format!("no protocol {name} in: {out}")))?;
                 Ok(line.split_whitespace().last().unwrap_or("").to_string())
             }
             DaemonKind::Gobgp => {
@@ -1115,12 +1253,12 @@ pub fn origin_next_hop(kind: DaemonKind, v6: bool) -> IpAddr {
 /// set by an outbound route-map, one route-map per originated route for its attributes.
 fn frr_config(s: &DaemonSpec, dir: &Path) -> String {
     let n = &s.neighbor;
-    let p = n.addr;
     let mut c = String::new();
     c += "frr defaults traditional\nhostname interop\n";
     c += &format!(
-        "log file {} informational\n!\n",
-        dir.join("frr.log").display()
+        "log file {} {}\n!\n",
+        dir.join("frr.log").display(),
+        if s.quiet { "critical" } else { "informational" }
     );
     for (i, r) in s.routes.iter().enumerate() {
         c += &format!("route-map ORIG-{i} permit 10\n set origin igp\n");
@@ -1177,22 +1315,25 @@ fn frr_config(s: &DaemonSpec, dir: &Path) -> String {
             " bgp graceful-restart\n bgp graceful-restart restart-time {t}\n bgp graceful-restart preserve-fw-state\n"
         );
     }
-    c += &format!(" neighbor {p} remote-as {}\n", n.asn);
-    c += &format!(" neighbor {p} update-source {}\n", s.addr);
-    if !s.ibgp() {
-        c += &format!(" neighbor {p} ebgp-multihop 2\n");
-    }
-    if n.passive {
-        c += &format!(" neighbor {p} passive\n");
-    }
-    c += &format!(" neighbor {p} advertisement-interval 0\n neighbor {p} timers connect 2\n");
-    match n.hold_time {
-        Some(0) => c += &format!(" neighbor {p} timers 0 0\n"),
-        Some(h) => c += &format!(" neighbor {p} timers {} {h}\n", (h / 3).max(1)),
-        None => {}
-    }
-    if let Some(pw) = &n.password {
-        c += &format!(" neighbor {p} password {pw}\n");
+    for n in s.neighbors() {
+        let p = n.addr;
+        c += &format!(" neighbor {p} remote-as {}\n", n.asn);
+        c += &format!(" neighbor {p} update-source {}\n", s.addr);
+        if s.asn != n.asn {
+            c += &format!(" neighbor {p} ebgp-multihop 2\n");
+        }
+        if n.passive {
+            c += &format!(" neighbor {p} passive\n");
+        }
+        c += &format!(" neighbor {p} advertisement-interval 0\n neighbor {p} timers connect 2\n");
+        match n.hold_time {
+            Some(0) => c += &format!(" neighbor {p} timers 0 0\n"),
+            Some(h) => c += &format!(" neighbor {p} timers {} {h}\n", (h / 3).max(1)),
+            None => {}
+        }
+        if let Some(pw) = &n.password {
+            c += &format!(" neighbor {p} password {pw}\n");
+        }
     }
     for (afi, out) in [("ipv4", "OUT4"), ("ipv6", "OUT6")] {
         c += &format!(" address-family {afi} unicast\n");
@@ -1201,8 +1342,17 @@ fn frr_config(s: &DaemonSpec, dir: &Path) -> String {
                 c += &format!("  network {} route-map ORIG-{i}\n", r.prefix);
             }
         }
-        c += &format!("  neighbor {p} activate\n  neighbor {p} send-community all\n");
-        c += &format!("  neighbor {p} route-map {out} out\n exit-address-family\n");
+        for b in &s.bulk_routes {
+            if matches!(b, IpNet::V6(_)) == (afi == "ipv6") {
+                c += &format!("  network {b}\n");
+            }
+        }
+        for n in s.neighbors() {
+            let p = n.addr;
+            c += &format!("  neighbor {p} activate\n  neighbor {p} send-community all\n");
+            c += &format!("  neighbor {p} route-map {out} out\n");
+        }
+        c += " exit-address-family\n";
     }
     c += "!\n";
     c
@@ -1212,7 +1362,6 @@ fn frr_config(s: &DaemonSpec, dir: &Path) -> String {
 /// hops stay unresolved but routes are kept and shown), `strict bind`; an IPv6 channel on the
 /// IPv4 session needs `next hop address` to export.
 fn bird_config(s: &DaemonSpec, dir: &Path) -> String {
-    let n = &s.neighbor;
     let mut c = String::new();
     c += &format!(
         "log \"{}\" all;\nrouter id {};\nprotocol device {{ }}\nipv4 table igp4;\nipv6 table igp6;\n",
@@ -1230,6 +1379,13 @@ fn bird_config(s: &DaemonSpec, dir: &Path) -> String {
             .filter(|r| matches!(r.prefix, IpNet::V6(_)) == v6)
         {
             c += &format!("  route {} blackhole;\n", r.prefix);
+        }
+        c += "}\n";
+    }
+    if !s.bulk_routes.is_empty() {
+        c += "protocol static bulk4 {\n  ipv4;\n";
+        for p in s.bulk_routes.iter().filter(|p| matches!(p, IpNet::V4(_))) {
+            c += &format!("  route {p} blackhole;\n");
         }
         c += "}\n";
     }
@@ -1258,41 +1414,55 @@ fn bird_config(s: &DaemonSpec, dir: &Path) -> String {
         c += "  }\n";
     }
     c += "  accept;\n}\n";
-    c += &format!(
-        "protocol bgp peer {{\n  local {} port {} as {};\n  neighbor {} port {} as {};\n",
-        s.addr, s.port, s.asn, n.addr, s.port, n.asn
-    );
-    c += "  multihop 2;\n  strict bind yes;\n  connect retry time 2;\n";
-    if n.passive {
-        c += "  passive on;\n";
-    }
-    match n.hold_time {
-        Some(0) => c += "  hold time 0;\n",
-        Some(h) => c += &format!("  hold time {h};\n  keepalive time {};\n", (h / 3).max(1)),
-        None => {}
-    }
-    if let Some(pw) = &n.password {
-        c += &format!("  password \"{pw}\";\n");
-    }
-    if let Some(t) = n.graceful_restart {
-        c += &format!("  graceful restart on;\n  graceful restart time {t};\n");
-    }
-    for (afi, table, nh) in [
-        ("ipv4", "igp4", IpAddr::from(v4_next_hop(s.kind))),
-        ("ipv6", "igp6", IpAddr::from(v6_next_hop(s.kind))),
-    ] {
+    for n in s.neighbors() {
+        // Us: the originated routes with their attributes. A further neighbour (a monitor):
+        // everything, the routes learned from us included.
+        let export = if n.addr == s.neighbor.addr {
+            "filter out_filter"
+        } else {
+            "all"
+        };
         c += &format!(
-            "  {afi} {{\n    import all;\n    export filter out_filter;\n    igp table {table};\n    next hop address {nh};\n  }};\n"
+            "protocol bgp {} {{\n  local {} port {} as {};\n  neighbor {} port {} as {};\n",
+            s.bird_protocol(n.addr),
+            s.addr,
+            s.port,
+            s.asn,
+            n.addr,
+            s.port,
+            n.asn
         );
+        c += "  multihop 2;\n  strict bind yes;\n  connect retry time 2;\n";
+        if n.passive {
+            c += "  passive on;\n";
+        }
+        match n.hold_time {
+            Some(0) => c += "  hold time 0;\n",
+            Some(h) => c += &format!("  hold time {h};\n  keepalive time {};\n", (h / 3).max(1)),
+            None => {}
+        }
+        if let Some(pw) = &n.password {
+            c += &format!("  password \"{pw}\";\n");
+        }
+        if let Some(t) = n.graceful_restart {
+            c += &format!("  graceful restart on;\n  graceful restart time {t};\n");
+        }
+        for (afi, table, nh) in [
+            ("ipv4", "igp4", IpAddr::from(v4_next_hop(s.kind))),
+            ("ipv6", "igp6", IpAddr::from(v6_next_hop(s.kind))),
+        ] {
+            c += &format!(
+                "  {afi} {{\n    import all;\n    export {export};\n    igp table {table};\n    next hop address {nh};\n  }};\n"
+            );
+        }
+        c += "}\n";
     }
-    c += "}\n";
     c
 }
 
 /// GoBGP: `local-address-list` and the neighbour's `local-address`; a global export policy
 /// sets the next hops; routes are added through the API once it answers.
 fn gobgp_config(s: &DaemonSpec) -> String {
-    let n = &s.neighbor;
     let mut c = format!(
         "[global.config]\n  as = {}\n  router-id = \"{}\"\n  port = {}\n  local-address-list = [\"{}\"]\n",
         s.asn, s.router_id, s.port, s.addr
@@ -1312,44 +1482,110 @@ fn gobgp_config(s: &DaemonSpec) -> String {
             "  [[policy-definitions.statements]]\n    name = \"{st}\"\n    [policy-definitions.statements.conditions.match-prefix-set]\n      prefix-set = \"{set}\"\n    [policy-definitions.statements.actions]\n      route-disposition = \"accept-route\"\n    [policy-definitions.statements.actions.bgp-actions]\n      set-next-hop = \"{nh}\"\n"
         );
     }
-    c += &format!(
-        "[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {}\n",
-        n.addr, n.asn
-    );
-    if let Some(pw) = &n.password {
-        c += &format!("    auth-password = \"{pw}\"\n");
-    }
-    c += &format!(
-        "  [neighbors.transport.config]\n    local-address = \"{}\"\n    passive-mode = {}\n    remote-port = {}\n",
-        s.addr, n.passive, s.port
-    );
-    c += "  [neighbors.timers.config]\n    connect-retry = 2\n";
-    if let Some(h) = n.hold_time {
+    for n in s.neighbors() {
         c += &format!(
-            "    hold-time = {h}\n    keepalive-interval = {}\n",
-            if h == 0 { 0 } else { (h / 3).max(1) }
+            "[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {}\n",
+            n.addr, n.asn
         );
-    }
-    if !s.ibgp() {
-        c += "  [neighbors.ebgp-multihop.config]\n    enabled = true\n    multihop-ttl = 2\n";
-    }
-    if let Some(t) = n.graceful_restart {
+        if let Some(pw) = &n.password {
+            c += &format!("    auth-password = \"{pw}\"\n");
+        }
         c += &format!(
-            "  [neighbors.graceful-restart.config]\n    enabled = true\n    restart-time = {t}\n"
+            "  [neighbors.transport.config]\n    local-address = \"{}\"\n    passive-mode = {}\n    remote-port = {}\n",
+            s.addr, n.passive, s.port
         );
-    }
-    for fam in ["ipv4-unicast", "ipv6-unicast"] {
-        c += &format!(
-            "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{fam}\"\n"
-        );
-        if n.graceful_restart.is_some() {
-            c += "    [neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true\n";
+        c += "  [neighbors.timers.config]\n    connect-retry = 2\n";
+        if let Some(h) = n.hold_time {
+            c += &format!(
+                "    hold-time = {h}\n    keepalive-interval = {}\n",
+                if h == 0 { 0 } else { (h / 3).max(1) }
+            );
+        }
+        if s.asn != n.asn {
+            c += "  [neighbors.ebgp-multihop.config]\n    enabled = true\n    multihop-ttl = 2\n";
+        }
+        if let Some(t) = n.graceful_restart {
+            c += &format!(
+                "  [neighbors.graceful-restart.config]\n    enabled = true\n    restart-time = {t}\n"
+            );
+        }
+        for fam in ["ipv4-unicast", "ipv6-unicast"] {
+            c += &format!(
+                "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{fam}\"\n"
+            );
+            if n.graceful_restart.is_some() {
+                c += "    [neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true\n";
+            }
         }
     }
     c
 }
 
+/// An MRT TABLE_DUMP_V2 dump (RFC 6396 §4.3) of IPv4 `prefixes`, each with ORIGIN IGP, an
+/// empty AS_PATH and `next_hop`, from one peer: what `gobgp mrt inject global` reads.
+pub fn mrt_table_dump(prefixes: &[IpNet], router_id: Ipv4Addr, next_hop: Ipv4Addr) -> Vec<u8> {
+    const TABLE_DUMP_V2: u16 = 13;
+    const PEER_INDEX_TABLE: u16 = 1;
+    const RIB_IPV4_UNICAST: u16 = 2;
+    fn record(out: &mut Vec<u8>, subtype: u16, body: &[u8]) {
+        out.extend_from_slice(&0u32.to_be_bytes());
+        out.extend_from_slice(&TABLE_DUMP_V2.to_be_bytes());
+        out.extend_from_slice(&subtype.to_be_bytes());
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(body);
+    }
+    let mut out = Vec::with_capacity(prefixes.len() * 40);
+    let mut b = Vec::new();
+    b.extend_from_slice(&router_id.octets());
+    b.extend_from_slice(&0u16.to_be_bytes()); // no view name
+    b.extend_from_slice(&1u16.to_be_bytes()); // one peer
+    b.push(0x02); // IPv4 address, 4-octet AS
+    b.extend_from_slice(&router_id.octets());
+    b.extend_from_slice(&router_id.octets());
+    b.extend_from_slice(&0u32.to_be_bytes());
+    record(&mut out, PEER_INDEX_TABLE, &b);
+    // ORIGIN IGP, AS_PATH empty, NEXT_HOP (RFC 4271 §4.3).
+    let mut attrs = vec![0x40, 0x01, 0x01, 0x00, 0x40, 0x02, 0x00, 0x40, 0x03, 0x04];
+    attrs.extend_from_slice(&next_hop.octets());
+    for (seq, p) in prefixes.iter().enumerate() {
+        let IpNet::V4(p) = p else { continue };
+        b.clear();
+        b.extend_from_slice(&(seq as u32).to_be_bytes());
+        b.push(p.prefix_len());
+        let bytes = usize::from(p.prefix_len()).div_ceil(8);
+        b.extend_from_slice(&p.network().octets()[..bytes]);
+        b.extend_from_slice(&1u16.to_be_bytes()); // one entry
+        b.extend_from_slice(&0u16.to_be_bytes()); // peer index
+        b.extend_from_slice(&0u32.to_be_bytes()); // originated time
+        b.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+        b.extend_from_slice(&attrs);
+        record(&mut out, RIB_IPV4_UNICAST, &b);
+    }
+    out
+}
+
 // ------------------------------------------------------------------------------- parsers
+
+/// The count of `birdc show route ... count`: `100000 of 100000 routes for 100000 networks
+/// in table master4` (the first number).
+pub fn parse_bird_count(text: &str) -> Option<usize> {
+    text.lines()
+        .find(|l| l.contains(" routes for "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// The prefixes received in one family from `gobgp neighbor X -j`
+/// (`afi_safis[].state.received`; absent when zero).
+pub fn parse_gobgp_received(v: &serde_json::Value, v6: bool) -> Option<usize> {
+    let afi = if v6 { 2 } else { 1 };
+    let fams = v["afi_safis"].as_array()?;
+    let f = fams.iter().find(|f| {
+        let fam = &f["state"]["family"];
+        fam["afi"].as_u64() == Some(afi) && fam["safi"].as_u64() == Some(1)
+    })?;
+    Some(f["state"]["received"].as_u64().unwrap_or(0) as usize)
+}
 
 fn parse_origin(s: &str) -> Option<Origin> {
     match s.to_ascii_lowercase().as_str() {
