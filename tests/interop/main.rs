@@ -12,6 +12,7 @@
 mod connect;
 mod graceful_restart;
 mod harness;
+mod many_routes;
 mod md5;
 mod ours;
 mod refresh;
