@@ -197,6 +197,18 @@ fn helper_keeps_routes(kind: DaemonKind) {
         "{kind}: back after {:?}",
         Instant::now().duration_since(stopped)
     );
+    // RFC 4724 §3, §4.1: the daemon read the R bit and our F bits.
+    ok(daemon.wait_established(lab.ours, ESTABLISH));
+    let gr = ok(daemon.peer_gr(lab.ours));
+    println!("{kind}: our GR capability as the daemon read it after the restart: {gr:?}");
+    let gr = gr.expect("the daemon saw our GR capability");
+    assert!(gr.restart_state, "{kind} saw no R bit: {gr:?}");
+    for f in FAMILIES {
+        assert!(
+            gr.forwarding.contains(&f),
+            "{kind} saw no F bit for {f:?}: {gr:?}"
+        );
+    }
     // The helper waits for our End-of-RIB; nothing may go meanwhile.
     std::thread::sleep(Duration::from_secs(2));
     let (w, downs) = monitor.withdrawn_since(mark);
