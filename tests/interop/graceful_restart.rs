@@ -149,15 +149,27 @@ const NOT_AGAIN: &str = "100.64.2.0/24";
 /// speaker peering with it and, passing on what it learns (`export_learned`), with a second
 /// peer of ours: a monitor at `lab.extra(0)` that we connect to. Returns once the monitor
 /// holds the daemon's routes.
-fn speaker_and_monitor(
+pub(crate) fn speaker_and_monitor(
     kind: DaemonKind,
     restart_time: u16,
+) -> Option<(Daemon, SpeakerSide, PeerTaskSide, Lab)> {
+    speaker_and_monitor_with(kind, restart_time, |_, _| {})
+}
+
+/// [`speaker_and_monitor`], with `edit` applied to the daemon's specification and our
+/// speaker's peer settings for it before they start.
+pub(crate) fn speaker_and_monitor_with(
+    kind: DaemonKind,
+    restart_time: u16,
+    edit: impl FnOnce(&mut DaemonSpec, &mut bgp_speaker::PeerSettings),
 ) -> Option<(Daemon, SpeakerSide, PeerTaskSide, Lab)> {
     let kind = require_daemon(kind)?;
     let lab = Lab::allocate();
     let mut spec = DaemonSpec::new(kind, lab, DAEMON_AS, OUR_AS);
     spec.neighbor.graceful_restart = Some(restart_time);
     spec.routes = daemon_routes(kind, false);
+    let mut settings = speaker_settings(&spec, lab, 120);
+    edit(&mut spec, &mut settings.peers[0]);
     let daemon = ok(Daemon::start_ready(spec.clone(), READY));
     let mut monitor = PeerTaskSide::start(OurConfig {
         addr: lab.extra(0),
@@ -170,7 +182,6 @@ fn speaker_and_monitor(
         passive: true,
         connect_timeout: None,
     });
-    let mut settings = speaker_settings(&spec, lab, 120);
     settings.export_learned = true;
     settings
         .peers
@@ -192,7 +203,7 @@ fn speaker_and_monitor(
     Some((daemon, speaker, monitor, lab))
 }
 
-fn is_daemon(peer: &PeerId, lab: Lab) -> bool {
+pub(crate) fn is_daemon(peer: &PeerId, lab: Lab) -> bool {
     peer.addr == std::net::IpAddr::V4(lab.daemon)
 }
 
