@@ -1,17 +1,24 @@
-//! Scenario 4 of the issue, the part the peer task can show: the daemon restarts (SIGKILL,
-//! then started again within its restart time, in restarting mode where the daemon has
-//! one: `bird -R`, `gobgpd -r`; bgpd 8.4 has none) and we, the receiving speaker, keep its routes as stale, then purge what is
-//! still stale after its End-of-RIB.
+//! Scenario 4 of the issue: the daemon restarts (SIGKILL, then started again within its
+//! restart time, in restarting mode where the daemon has one: `bird -R`, `gobgpd -r`; bgpd
+//! 8.4 has none) and we, the receiving speaker, keep its routes as stale, then purge what is
+//! still stale after its End-of-RIB; or it does not come back and we purge at its restart
+//! time.
+//!
+//! - `daemon_restarts::*` (4a): the session's decisions, on a bare peer task.
+//! - `others_keep_routes::*`, `daemon_gone::*` (4b): the full speaker, with a second peer of
+//!   ours that must see no withdrawal while the routes are stale.
 //!
 //! RFC 4724 clauses checked:
 //! - §3: the restarted daemon's OPEN carries the Graceful Restart capability with the
 //!   Restart State (R) bit set.
 //! - §4.2: when the TCP session ends without a NOTIFICATION, the receiving speaker retains
 //!   the peer's routes for every family in its GR capability, marked stale
-//!   (`RetainStale` before `SessionDown`).
+//!   (`RetainStale` before `SessionDown`), and goes on using them (no withdrawal to others).
 //! - §4.2: once the session is back, the routes of a family whose Forwarding State (F) bit
 //!   is now clear are purged at once; for the others, End-of-RIB from the peer purges what is
 //!   still stale (`EndOfRib(f)` then `PurgeStale(f)`).
+//! - §4.2: if the session is not back within the peer's restart time, its stale routes are
+//!   deleted when that timer fires.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
