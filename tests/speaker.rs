@@ -77,7 +77,17 @@ async fn route_changes(events: &mut EventStream, n: usize) -> Vec<(IpNet, bool)>
 }
 
 async fn pair(net: &MemoryNetwork) -> (SpeakerHandle, EventStream, SpeakerHandle, EventStream) {
-    let (a, mut ae) = Speaker::start(settings(net, 1, &[2])).await.unwrap();
+    pair_with(net, |_| {}).await
+}
+
+/// [`pair`], with A's settings changed by `change` first.
+async fn pair_with(
+    net: &MemoryNetwork,
+    change: impl FnOnce(&mut GlobalSettings),
+) -> (SpeakerHandle, EventStream, SpeakerHandle, EventStream) {
+    let mut sa = settings(net, 1, &[2]);
+    change(&mut sa);
+    let (a, mut ae) = Speaker::start(sa).await.unwrap();
     let (b, mut be) = Speaker::start(settings(net, 2, &[1])).await.unwrap();
     up(&mut ae).await;
     up(&mut be).await;
@@ -1033,13 +1043,6 @@ async fn a_new_next_hop_applies_without_a_session_reset() {
     assert_eq!(a.snapshot().await.unwrap()[0].flaps, 0);
 }
 
-fn limited(limit: bgp_speaker::PrefixLimit) -> GlobalSettings {
-    let net = MemoryNetwork::new(64 * 1024);
-    let mut s = settings(&net, 1, &[2]);
-    s.peers[0].prefix_limits = vec![limit];
-    s
-}
-
 /// RFC 4486 §4: over the limit, Cease/Maximum Number of Prefixes Reached (inside a Hard
 /// Reset, RFC 8538 §5, as both sides negotiated the N bit): the peer's routes go, and the
 /// session stays down until reset.
@@ -1047,15 +1050,8 @@ fn limited(limit: bgp_speaker::PrefixLimit) -> GlobalSettings {
 async fn prefix_limit_warns_then_stops_the_session_until_reset() {
     let mut limit = bgp_speaker::PrefixLimit::new(AfiSafi::IPV4_UNICAST, 3);
     limit.warning_percent = 50;
-    let sa = limited(limit);
-    let Network::Memory(net) = &sa.network else {
-        unreachable!()
-    };
-    let net = net.clone();
-    let (a, mut ae) = Speaker::start(sa).await.unwrap();
-    let (b, mut be) = Speaker::start(settings(&net, 2, &[1])).await.unwrap();
-    up(&mut ae).await;
-    up(&mut be).await;
+    let net = MemoryNetwork::new(64 * 1024);
+    let (a, mut ae, b, mut be) = pair_with(&net, |s| s.peers[0].prefix_limits = vec![limit]).await;
     b.announce_all(vec![route("10.1.0.0/16"), route("10.2.0.0/16")])
         .await
         .unwrap();
@@ -1119,15 +1115,9 @@ async fn prefix_limit_warns_then_stops_the_session_until_reset() {
 async fn prefix_limit_restarts_after_the_set_time_or_only_warns() {
     let mut limit = bgp_speaker::PrefixLimit::new(AfiSafi::IPV4_UNICAST, 1);
     limit.restart_after = Some(Duration::from_secs(120));
-    let sa = limited(limit.clone());
-    let Network::Memory(net) = &sa.network else {
-        unreachable!()
-    };
-    let net = net.clone();
-    let (a, mut ae) = Speaker::start(sa).await.unwrap();
-    let (b, mut be) = Speaker::start(settings(&net, 2, &[1])).await.unwrap();
-    up(&mut ae).await;
-    up(&mut be).await;
+    let net = MemoryNetwork::new(64 * 1024);
+    let first = limit.clone();
+    let (a, mut ae, b, _be) = pair_with(&net, |s| s.peers[0].prefix_limits = vec![first]).await;
     b.announce_all(vec![route("10.1.0.0/16"), route("10.2.0.0/16")])
         .await
         .unwrap();
@@ -1178,12 +1168,7 @@ async fn prefix_limit_restarts_after_the_set_time_or_only_warns() {
 #[tokio::test(start_paused = true)]
 async fn routes_over_the_as_path_limit_are_treated_as_withdrawn() {
     let net = MemoryNetwork::new(64 * 1024);
-    let mut sa = settings(&net, 1, &[2]);
-    sa.limits.max_as_path_len = 4;
-    let (a, mut ae) = Speaker::start(sa).await.unwrap();
-    let (b, mut be) = Speaker::start(settings(&net, 2, &[1])).await.unwrap();
-    up(&mut ae).await;
-    up(&mut be).await;
+    let (a, mut ae, b, _be) = pair_with(&net, |s| s.limits.max_as_path_len = 4).await;
     let mut long = route("10.1.0.0/16");
     long.as_path_prepend = 5;
     let mut short = route("10.2.0.0/16");

@@ -731,10 +731,11 @@ async fn a_connection_collision_leaves_one_session() {
         .await;
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_new_connection_while_established_is_a_restarted_peer() {
+/// A session established with a raw peer that advertised graceful restart, and a second
+/// connection from the peer's address handed to the task: (task, first connection, second
+/// connection, the peer's OPEN).
+async fn established_gr_with_second_connection() -> (Side, Raw, Raw, Open) {
     let (mut side, mut raw) = Raw::connect(config(1, 65001, 65002, true), 16, 4096).await;
-    // The raw peer advertises graceful restart.
     let gr = bgp_wire::capability::GracefulRestart {
         flags: 0,
         restart_time: 120,
@@ -750,7 +751,6 @@ async fn a_new_connection_while_established_is_a_restarted_peer() {
     assert_eq!(raw.recv().await, Message::Keepalive);
     raw.send(Message::Keepalive).await;
     side.wait_for("Established", established).await;
-    // The peer restarts and connects again; the old connection is silently dead.
     let (ours, theirs) = tokio::io::duplex(4096);
     side.handle
         .send(PeerCommand::Accepted {
@@ -759,11 +759,18 @@ async fn a_new_connection_while_established_is_a_restarted_peer() {
         })
         .await
         .unwrap();
-    let mut raw2 = Raw {
+    let raw2 = Raw {
         s: ours,
         buf: BytesMut::new(),
         ctx: Context::default(),
     };
+    (side, raw, raw2, open)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_connection_while_established_is_a_restarted_peer() {
+    let (mut side, raw, mut raw2, open) = established_gr_with_second_connection().await;
+    // The peer restarts and connects again; the old connection is silently dead.
     let before = Clock::new();
     raw2.send(Message::Open(open)).await;
     assert!(matches!(raw2.recv().await, Message::Open(_)));
@@ -789,35 +796,7 @@ async fn a_new_connection_while_established_is_a_restarted_peer() {
 /// restart or not.
 #[tokio::test(start_paused = true)]
 async fn a_bad_open_on_a_second_connection_gets_its_notification_and_changes_nothing() {
-    let (mut side, mut raw) = Raw::connect(config(1, 65001, 65002, true), 16, 4096).await;
-    let gr = bgp_wire::capability::GracefulRestart {
-        flags: 0,
-        restart_time: 120,
-        families: vec![bgp_wire::capability::GracefulRestartFamily::new(
-            AfiSafi::IPV4_UNICAST,
-            true,
-        )],
-    };
-    let mut open = Raw::open(90);
-    open.capabilities.push(Capability::GracefulRestart(gr));
-    raw.send(Message::Open(open.clone())).await;
-    assert!(matches!(raw.recv().await, Message::Open(_)));
-    assert_eq!(raw.recv().await, Message::Keepalive);
-    raw.send(Message::Keepalive).await;
-    side.wait_for("Established", established).await;
-    let (ours, theirs) = tokio::io::duplex(4096);
-    side.handle
-        .send(PeerCommand::Accepted {
-            stream: Box::new(theirs),
-            remote: SocketAddr::new(B, 40002),
-        })
-        .await
-        .unwrap();
-    let mut raw2 = Raw {
-        s: ours,
-        buf: BytesMut::new(),
-        ctx: Context::default(),
-    };
+    let (mut side, mut raw, mut raw2, open) = established_gr_with_second_connection().await;
     let mut bad = open;
     bad.my_as = 65099;
     bad.capabilities
