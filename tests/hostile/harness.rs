@@ -25,32 +25,33 @@ use tokio::time::{Instant, timeout};
 use crate::raw;
 
 /// The bound on every wait of the suite.
-pub const WAIT: Duration = Duration::from_secs(5);
+pub(crate) const WAIT: Duration = Duration::from_secs(5);
 /// The SUT's AS.
-pub const SUT_AS: u32 = 65001;
+pub(crate) const SUT_AS: u32 = 65001;
 /// The hostile peer's AS.
-pub const HOSTILE_AS: u32 = 65002;
+pub(crate) const HOSTILE_AS: u32 = 65002;
 /// The witness's AS.
-pub const WITNESS_AS: u32 = 65003;
+pub(crate) const WITNESS_AS: u32 = 65003;
 /// The SUT's own route.
-pub const SUT_PREFIX: &str = "192.0.2.0/24";
+pub(crate) const SUT_PREFIX: &str = "192.0.2.0/24";
 /// The witness's routes.
-pub const WITNESS_PREFIXES: [&str; 3] = ["198.51.100.0/24", "198.51.101.0/24", "198.51.102.0/25"];
+pub(crate) const WITNESS_PREFIXES: [&str; 3] =
+    ["198.51.100.0/24", "198.51.101.0/24", "198.51.102.0/25"];
 /// A hostile route that no case touches: it must survive every treat-as-withdraw.
-pub const KEEP: &str = "100.64.0.0/24";
+pub(crate) const KEEP: &str = "100.64.0.0/24";
 /// The hostile route the bad UPDATE of a case carries.
-pub const VICTIM: &str = "100.64.1.0/24";
+pub(crate) const VICTIM: &str = "100.64.1.0/24";
 /// Announced after the bad UPDATE: once the SUT holds it, the bad UPDATE was handled.
-pub const MARKER: &str = "100.64.2.0/24";
+pub(crate) const MARKER: &str = "100.64.2.0/24";
 /// A hostile IPv6 route no case touches.
-pub const KEEP6: &str = "2001:db8:1::/48";
+pub(crate) const KEEP6: &str = "2001:db8:1::/48";
 /// The hostile IPv6 route the bad UPDATE of an IPv6 case carries.
-pub const VICTIM6: &str = "2001:db8:2::/48";
+pub(crate) const VICTIM6: &str = "2001:db8:2::/48";
 
 static NEXT_LAB: AtomicU8 = AtomicU8::new(1);
 
 /// Parses a prefix.
-pub fn net(p: &str) -> IpNet {
+pub(crate) fn net(p: &str) -> IpNet {
     p.parse().expect("a prefix")
 }
 
@@ -61,7 +62,7 @@ fn free_port(ip: IpAddr) -> u16 {
 }
 
 /// A speaker under test, its witness, and the addresses of the hostile peer.
-pub struct Lab {
+pub(crate) struct Lab {
     /// The speaker under test.
     pub sut: SpeakerHandle,
     sut_events: EventStream,
@@ -81,12 +82,12 @@ pub struct Lab {
 
 impl Lab {
     /// A lab with the default settings for the hostile peer.
-    pub async fn start() -> Lab {
+    pub(crate) async fn start() -> Lab {
         Lab::start_with(|_| {}).await
     }
 
     /// A lab whose hostile peer settings (on the SUT) `tweak` adjusts.
-    pub async fn start_with(tweak: impl FnOnce(&mut PeerSettings)) -> Lab {
+    pub(crate) async fn start_with(tweak: impl FnOnce(&mut PeerSettings)) -> Lab {
         let n = NEXT_LAB.fetch_add(1, Ordering::Relaxed);
         assert!(n < 255, "too many labs for the address plan");
         let base = [127, 77, n];
@@ -167,17 +168,17 @@ impl Lab {
     }
 
     /// An address of the lab's /24.
-    pub fn ip(&self, x: u8) -> Ipv4Addr {
+    pub(crate) fn ip(&self, x: u8) -> Ipv4Addr {
         Ipv4Addr::new(self.base[0], self.base[1], self.base[2], x)
     }
 
     /// The SUT's address (and BGP identifier).
-    pub fn sut_ip(&self) -> Ipv4Addr {
+    pub(crate) fn sut_ip(&self) -> Ipv4Addr {
         self.ip(1)
     }
 
     /// The hostile peer's OPEN with the default capabilities and hold time 90.
-    pub fn open(&self) -> Vec<u8> {
+    pub(crate) fn open(&self) -> Vec<u8> {
         raw::open(
             self.hostile_as,
             90,
@@ -187,7 +188,7 @@ impl Lab {
     }
 
     /// Polls `check` until it holds; panics naming `what` after [`WAIT`].
-    pub async fn wait_for<'a, F, Fut>(&'a self, what: &str, check: F)
+    pub(crate) async fn wait_for<'a, F, Fut>(&'a self, what: &str, check: F)
     where
         F: Fn(&'a Lab) -> Fut,
         Fut: std::future::Future<Output = bool>,
@@ -203,7 +204,7 @@ impl Lab {
     }
 
     /// The SUT's snapshot of the peer at `ip`.
-    pub async fn sut_peer(&self, ip: Ipv4Addr) -> PeerSnapshot {
+    pub(crate) async fn sut_peer(&self, ip: Ipv4Addr) -> PeerSnapshot {
         let snap = timeout(WAIT, self.sut.snapshot())
             .await
             .expect("the SUT answers in time")
@@ -214,7 +215,7 @@ impl Lab {
     }
 
     /// The prefixes the SUT holds from the hostile peer (its best routes from there).
-    pub async fn hostile_prefixes(&self) -> BTreeSet<IpNet> {
+    pub(crate) async fn hostile_prefixes(&self) -> BTreeSet<IpNet> {
         self.prefixes_from(self.hostile_ip).await
     }
 
@@ -231,7 +232,7 @@ impl Lab {
     }
 
     /// The SUT's best route for `prefix`, if any.
-    pub async fn sut_route(&self, prefix: &str) -> Option<bgp_speaker::Route> {
+    pub(crate) async fn sut_route(&self, prefix: &str) -> Option<bgp_speaker::Route> {
         let routes = timeout(WAIT, self.sut.routes())
             .await
             .expect("the SUT answers in time")
@@ -241,7 +242,7 @@ impl Lab {
     }
 
     /// Waits until the SUT holds exactly `expected` from the hostile peer.
-    pub async fn wait_hostile_prefixes(&self, expected: &[&str]) {
+    pub(crate) async fn wait_hostile_prefixes(&self, expected: &[&str]) {
         let want: BTreeSet<IpNet> = expected.iter().map(|p| net(p)).collect();
         let deadline = Instant::now() + WAIT;
         loop {
@@ -272,7 +273,7 @@ impl Lab {
 
     /// The SUT answers; the witness's session never left Established (no event, no flap on
     /// either side) and its routes are where they were.
-    pub async fn assert_witness_intact(&mut self) {
+    pub(crate) async fn assert_witness_intact(&mut self) {
         let w = self.sut_peer(self.witness_ip).await;
         assert_eq!(
             w.state,
@@ -313,19 +314,23 @@ impl Lab {
     }
 
     /// A raw TCP connection from the hostile peer's address.
-    pub async fn connect(&self) -> Wire {
+    pub(crate) async fn connect(&self) -> Wire {
         self.connect_from(self.hostile_ip)
             .await
             .expect("the SUT accepts TCP")
     }
 
     /// A raw TCP connection from `ip`.
-    pub async fn connect_from(&self, ip: Ipv4Addr) -> std::io::Result<Wire> {
+    pub(crate) async fn connect_from(&self, ip: Ipv4Addr) -> std::io::Result<Wire> {
         self.connect_with(ip, None).await
     }
 
     /// A raw TCP connection from `ip`, with a receive buffer of `rcvbuf` bytes.
-    pub async fn connect_with(&self, ip: Ipv4Addr, rcvbuf: Option<u32>) -> std::io::Result<Wire> {
+    pub(crate) async fn connect_with(
+        &self,
+        ip: Ipv4Addr,
+        rcvbuf: Option<u32>,
+    ) -> std::io::Result<Wire> {
         let s = TcpSocket::new_v4()?;
         s.bind(SocketAddr::new(IpAddr::V4(ip), 0))?;
         if let Some(n) = rcvbuf {
@@ -343,7 +348,7 @@ impl Lab {
 
     /// A hostile session in Established (our OPEN, theirs, KEEPALIVEs both ways), with the
     /// SUT's initial table read.
-    pub async fn established(&self) -> Wire {
+    pub(crate) async fn established(&self) -> Wire {
         let mut w = self.session_with(&self.open()).await;
         w.read_table().await;
         w
@@ -351,7 +356,7 @@ impl Lab {
 
     /// A session opened with `open` (retrying while the SUT refuses, as it does in Idle):
     /// KEEPALIVEs exchanged, the SUT's state Established.
-    pub async fn session_with(&self, open: &[u8]) -> Wire {
+    pub(crate) async fn session_with(&self, open: &[u8]) -> Wire {
         let deadline = Instant::now() + WAIT;
         loop {
             let mut w = self.connect().await;
@@ -377,7 +382,7 @@ impl Lab {
 
     /// Announces KEEP and VICTIM (IPv4) and KEEP6 and VICTIM6 (IPv6) with valid UPDATEs and
     /// waits until the SUT holds them.
-    pub async fn announce_base(&self, w: &mut Wire) {
+    pub(crate) async fn announce_base(&self, w: &mut Wire) {
         w.send(&self.good_update(&[KEEP, VICTIM])).await;
         w.send(&self.good_update6(&[KEEP6, VICTIM6])).await;
         self.wait_hostile_prefixes(&[KEEP, VICTIM, KEEP6, VICTIM6])
@@ -386,24 +391,33 @@ impl Lab {
 
     /// The mandatory attributes of a hostile route (ORIGIN IGP, AS_PATH [hostile AS],
     /// NEXT_HOP the hostile address).
-    pub fn good_attrs(&self) -> Vec<u8> {
+    pub(crate) fn good_attrs(&self) -> Vec<u8> {
         raw::cat(&[
             raw::origin(0),
-            raw::as_path(&[self.hostile_as]),
+            self.hostile_path(),
             raw::next_hop(self.hostile_ip),
         ])
     }
 
+    /// AS_PATH of a hostile route: the hostile AS, or empty on an internal session.
+    pub(crate) fn hostile_path(&self) -> Vec<u8> {
+        if self.hostile_as == SUT_AS {
+            raw::attr(raw::WELL_KNOWN, 2, &[])
+        } else {
+            raw::as_path(&[self.hostile_as])
+        }
+    }
+
     /// A valid UPDATE announcing IPv4 `prefixes`.
-    pub fn good_update(&self, prefixes: &[&str]) -> Vec<u8> {
+    pub(crate) fn good_update(&self, prefixes: &[&str]) -> Vec<u8> {
         raw::update(&[], &self.good_attrs(), &raw::prefixes(prefixes))
     }
 
     /// A valid UPDATE announcing IPv6 `prefixes` in MP_REACH_NLRI.
-    pub fn good_update6(&self, prefixes: &[&str]) -> Vec<u8> {
+    pub(crate) fn good_update6(&self, prefixes: &[&str]) -> Vec<u8> {
         let attrs = raw::cat(&[
             raw::origin(0),
-            raw::as_path(&[self.hostile_as]),
+            self.hostile_path(),
             raw::mp_reach(2, 1, &NH6, &raw::prefixes(prefixes)),
         ]);
         raw::update(&[], &attrs, &[])
@@ -412,7 +426,7 @@ impl Lab {
     /// After a bad UPDATE that must not reset the session: announces MARKER, waits until
     /// the SUT holds exactly `expected` plus MARKER from the hostile peer, and checks that
     /// no NOTIFICATION came and the session never left Established.
-    pub async fn expect_no_reset(&self, w: &mut Wire, expected: &[&str]) {
+    pub(crate) async fn expect_no_reset(&self, w: &mut Wire, expected: &[&str]) {
         w.send(&self.good_update(&[MARKER])).await;
         let mut want = expected.to_vec();
         want.push(MARKER);
@@ -424,7 +438,7 @@ impl Lab {
     }
 
     /// The SUT sends this NOTIFICATION and closes; the hostile peer's routes are gone.
-    pub async fn expect_reset(&self, w: &mut Wire, code: u8, subcode: u8) -> Notification {
+    pub(crate) async fn expect_reset(&self, w: &mut Wire, code: u8, subcode: u8) -> Notification {
         let n = w.expect_notification().await;
         assert_eq!(
             (n.code, n.subcode),
@@ -439,15 +453,30 @@ impl Lab {
     }
 
     /// Closes the hostile session `w` (Cease), then [`Lab::finish`].
-    pub async fn finish_closing(self, mut w: Wire) {
+    pub(crate) async fn finish_closing(self, mut w: Wire) {
         w.send(&raw::notification(6, 2)).await;
         drop(w);
         self.finish().await;
     }
 
+    /// The hostile peer's OPEN was refused: the SUT's own OPEN, then this NOTIFICATION, and
+    /// the connection closes.
+    pub(crate) async fn expect_open_reset(
+        &self,
+        w: &mut Wire,
+        code: u8,
+        subcode: u8,
+    ) -> Notification {
+        match w.recv().await {
+            Some(Got::Msg(Message::Open(_))) => {}
+            other => panic!("expected the SUT's OPEN, got {other:?}"),
+        }
+        self.expect_reset(w, code, subcode).await
+    }
+
     /// Checks the witness, opens a fresh hostile session that gets the SUT's table and
     /// whose route the SUT accepts, checks the witness again, and stops both speakers.
-    pub async fn finish(mut self) {
+    pub(crate) async fn finish(mut self) {
         self.assert_witness_intact().await;
         {
             let mut w = self.established().await;
@@ -468,13 +497,13 @@ impl Lab {
 }
 
 /// The IPv6 next hop of hostile IPv6 routes.
-pub const NH6: [u8; 16] = [
+pub(crate) const NH6: [u8; 16] = [
     0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02,
 ];
 
 /// What the hostile peer read.
 #[derive(Debug)]
-pub enum Got {
+pub(crate) enum Got {
     /// A message, decoded.
     Msg(Message),
     /// The SUT closed the connection (or reset it).
@@ -482,20 +511,20 @@ pub enum Got {
 }
 
 /// The hostile peer's end of a TCP connection.
-pub struct Wire {
+pub(crate) struct Wire {
     stream: TcpStream,
     buf: BytesMut,
 }
 
 impl Wire {
     /// Writes `bytes` in one go.
-    pub async fn send(&mut self, bytes: &[u8]) {
+    pub(crate) async fn send(&mut self, bytes: &[u8]) {
         // A write may fail when the SUT has already closed: what it sent says why.
         let _ = timeout(WAIT, self.stream.write_all(bytes)).await;
     }
 
     /// Writes `bytes` in writes of `chunk` bytes, flushed one by one.
-    pub async fn send_in_pieces(&mut self, bytes: &[u8], chunk: usize) {
+    pub(crate) async fn send_in_pieces(&mut self, bytes: &[u8], chunk: usize) {
         for c in bytes.chunks(chunk) {
             self.send(c).await;
             self.stream.flush().await.expect("flush");
@@ -504,12 +533,12 @@ impl Wire {
     }
 
     /// The next message within [`WAIT`]; `None` when nothing came.
-    pub async fn recv(&mut self) -> Option<Got> {
+    pub(crate) async fn recv(&mut self) -> Option<Got> {
         self.recv_within(WAIT).await
     }
 
     /// The next message within `within`; `None` when nothing came.
-    pub async fn recv_within(&mut self, within: Duration) -> Option<Got> {
+    pub(crate) async fn recv_within(&mut self, within: Duration) -> Option<Got> {
         let deadline = Instant::now() + within;
         loop {
             match split_message(&mut self.buf, 65_535) {
@@ -532,7 +561,7 @@ impl Wire {
     }
 
     /// Reads until a KEEPALIVE.
-    pub async fn expect_keepalive(&mut self) {
+    pub(crate) async fn expect_keepalive(&mut self) {
         loop {
             match self.recv().await {
                 Some(Got::Msg(Message::Keepalive)) => return,
@@ -544,7 +573,7 @@ impl Wire {
 
     /// Reads the SUT's initial table: until its End-of-RIB for IPv4, checking that the
     /// SUT's route and the witness's came.
-    pub async fn read_table(&mut self) -> BTreeSet<IpNet> {
+    pub(crate) async fn read_table(&mut self) -> BTreeSet<IpNet> {
         let mut seen = BTreeSet::new();
         loop {
             match self.recv().await {
@@ -569,7 +598,7 @@ impl Wire {
     }
 
     /// Reads until a NOTIFICATION (UPDATEs and KEEPALIVEs before it are skipped).
-    pub async fn expect_notification(&mut self) -> Notification {
+    pub(crate) async fn expect_notification(&mut self) -> Notification {
         loop {
             match self.recv().await {
                 Some(Got::Msg(Message::Notification(n))) => return n,
@@ -580,7 +609,7 @@ impl Wire {
     }
 
     /// Reads until the connection closes; nothing but UPDATEs and KEEPALIVEs may come.
-    pub async fn expect_closed(&mut self) {
+    pub(crate) async fn expect_closed(&mut self) {
         loop {
             match self.recv().await {
                 Some(Got::Closed) => return,
@@ -591,7 +620,7 @@ impl Wire {
     }
 
     /// Reads what is there (briefly): no NOTIFICATION, no close.
-    pub async fn expect_no_notification(&mut self) {
+    pub(crate) async fn expect_no_notification(&mut self) {
         while let Some(got) = self.recv_within(Duration::from_millis(50)).await {
             match got {
                 Got::Msg(Message::Update(_) | Message::Keepalive) => {}

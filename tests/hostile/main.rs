@@ -11,6 +11,7 @@ mod harness;
 mod raw;
 
 mod header;
+mod open;
 
 /// A case whose bad input comes once the hostile session is Established with its base
 /// routes, and which the SUT must answer with this NOTIFICATION and a close.

@@ -1,0 +1,286 @@
+//! OPEN errors (RFC 4271 §6.2, RFC 5492, RFC 6793, RFC 6286, RFC 9072, RFC 8654) and the
+//! OPENs that look odd but must be accepted.
+
+use std::net::Ipv4Addr;
+
+use bgp_wire::Asn;
+
+use crate::harness::{HOSTILE_AS, KEEP, Lab, SUT_AS};
+use crate::raw;
+
+/// A case whose bad OPEN is the hostile peer's first message: the SUT sends its OPEN, then
+/// this NOTIFICATION, and closes.
+macro_rules! open_reset_case {
+    ($(#[$m:meta])* $name:ident, $bytes:expr, $code:expr, $sub:expr) => {
+        $(#[$m])*
+        #[tokio::test]
+        async fn $name() {
+            let lab = Lab::start().await;
+            let mut w = lab.connect().await;
+            #[allow(clippy::redundant_closure_call)]
+            let bytes: Vec<u8> = ($bytes)(&lab);
+            w.send(&bytes).await;
+            lab.expect_open_reset(&mut w, $code, $sub).await;
+            lab.finish().await;
+        }
+    };
+}
+
+/// A case whose odd but valid OPEN must establish the session.
+macro_rules! open_accepted_case {
+    ($(#[$m:meta])* $name:ident, $bytes:expr) => {
+        $(#[$m])*
+        #[tokio::test]
+        async fn $name() {
+            let lab = Lab::start().await;
+            #[allow(clippy::redundant_closure_call)]
+            let bytes: Vec<u8> = ($bytes)(&lab);
+            let mut w = lab.session_with(&bytes).await;
+            w.read_table().await;
+            w.send(&lab.good_update(&[KEEP])).await;
+            lab.wait_hostile_prefixes(&[KEEP]).await;
+            lab.finish_closing(w).await;
+        }
+    };
+}
+
+/// An OPEN with the hostile peer's AS, hold time 90, its address as identifier and these
+/// raw optional parameters (length `opt_len`).
+fn open_params(l: &Lab, opt_len: u8, params: &[u8]) -> Vec<u8> {
+    let my_as = u16::try_from(l.hostile_as).expect("2-octet AS");
+    raw::msg(
+        1,
+        &raw::open_body(4, my_as, 90, l.hostile_ip, opt_len, params),
+    )
+}
+
+/// The default capabilities in the RFC 9072 extended form, padded with `pad` copies of the
+/// route refresh capability so that they exceed 255 octets when `pad` is large.
+fn extended_params(pad: usize) -> Vec<u8> {
+    let mut caps = raw::default_caps(HOSTILE_AS);
+    caps.extend(std::iter::repeat_n(raw::cap(2, &[]), pad));
+    let mut params = Vec::new();
+    for c in caps {
+        params.push(2);
+        params.extend_from_slice(&u16::try_from(c.len()).expect("fits").to_be_bytes());
+        params.extend_from_slice(&c);
+    }
+    let mut v = vec![255];
+    v.extend_from_slice(&u16::try_from(params.len()).expect("fits").to_be_bytes());
+    v.extend_from_slice(&params);
+    v
+}
+
+fn open_body_with(l: &Lab, version: u8, my_as: u16, hold: u16, id: Ipv4Addr) -> Vec<u8> {
+    let params = raw::cap_params(&raw::default_caps(u32::from(my_as)));
+    let len = u8::try_from(params.len()).expect("fits");
+    let _ = l;
+    raw::msg(1, &raw::open_body(version, my_as, hold, id, len, &params))
+}
+
+open_reset_case!(
+    version_3_is_unsupported_version,
+    |l: &Lab| open_body_with(l, 3, 65002, 90, l.hostile_ip),
+    2,
+    1
+);
+open_reset_case!(
+    version_5_is_unsupported_version,
+    |l: &Lab| open_body_with(l, 5, 65002, 90, l.hostile_ip),
+    2,
+    1
+);
+open_reset_case!(
+    another_as_is_bad_peer_as,
+    |l: &Lab| raw::open(65099, 90, l.hostile_ip, &raw::default_caps(65099)),
+    2,
+    2
+);
+open_reset_case!(
+    as_0_is_bad_peer_as,
+    |l: &Lab| raw::open(0, 90, l.hostile_ip, &raw::default_caps(0)),
+    2,
+    2
+);
+open_reset_case!(
+    four_octet_capability_disagreeing_with_my_as_is_bad_peer_as,
+    |l: &Lab| {
+        let caps = vec![raw::cap_mp(1, 1), raw::cap_as4(65099)];
+        raw::open(HOSTILE_AS, 90, l.hostile_ip, &caps)
+    },
+    2,
+    2
+);
+open_reset_case!(
+    as_trans_without_the_four_octet_capability_is_bad_peer_as,
+    |l: &Lab| raw::open(23456, 90, l.hostile_ip, &[raw::cap_mp(1, 1)]),
+    2,
+    2
+);
+open_reset_case!(
+    bgp_identifier_0_is_bad_bgp_identifier,
+    |_: &Lab| raw::open(
+        HOSTILE_AS,
+        90,
+        Ipv4Addr::UNSPECIFIED,
+        &raw::default_caps(HOSTILE_AS)
+    ),
+    2,
+    3
+);
+open_reset_case!(
+    hold_time_1_is_unacceptable,
+    |l: &Lab| raw::open(HOSTILE_AS, 1, l.hostile_ip, &raw::default_caps(HOSTILE_AS)),
+    2,
+    6
+);
+open_reset_case!(
+    hold_time_2_is_unacceptable,
+    |l: &Lab| raw::open(HOSTILE_AS, 2, l.hostile_ip, &raw::default_caps(HOSTILE_AS)),
+    2,
+    6
+);
+open_reset_case!(
+    capability_overrunning_its_parameter_is_malformed,
+    |l: &Lab| open_params(l, 8, &[2, 6, 1, 10, 0, 1, 0, 1]),
+    2,
+    0
+);
+open_reset_case!(
+    truncated_capability_header_is_malformed,
+    |l: &Lab| open_params(l, 3, &[2, 1, 65]),
+    2,
+    0
+);
+open_reset_case!(
+    multiprotocol_capability_of_length_3_is_malformed,
+    |l: &Lab| open_params(l, 7, &[2, 5, 1, 3, 0, 1, 0]),
+    2,
+    0
+);
+open_reset_case!(
+    four_octet_as_capability_of_length_2_is_malformed,
+    |l: &Lab| open_params(l, 6, &[2, 4, 65, 2, 0xfd, 0xea]),
+    2,
+    0
+);
+open_reset_case!(
+    parameter_overrunning_the_optional_parameters_is_malformed,
+    |l: &Lab| open_params(l, 4, &[2, 10, 2, 0]),
+    2,
+    0
+);
+open_reset_case!(
+    optional_parameters_length_beyond_the_message_is_malformed,
+    |l: &Lab| {
+        let params = raw::cap_params(&raw::default_caps(HOSTILE_AS));
+        open_params(l, 200, &params)
+    },
+    2,
+    0
+);
+open_reset_case!(
+    bytes_after_the_optional_parameters_are_malformed,
+    |l: &Lab| {
+        let mut params = raw::cap_params(&raw::default_caps(HOSTILE_AS));
+        let len = u8::try_from(params.len()).expect("fits");
+        params.extend_from_slice(&[2, 0, 0]);
+        open_params(l, len, &params)
+    },
+    2,
+    0
+);
+open_reset_case!(
+    unknown_optional_parameter_is_unsupported,
+    |l: &Lab| {
+        let mut params = raw::cap_params(&raw::default_caps(HOSTILE_AS));
+        params.extend_from_slice(&[1, 2, 0xde, 0xad]);
+        open_params(l, u8::try_from(params.len()).expect("fits"), &params)
+    },
+    2,
+    4
+);
+open_reset_case!(
+    open_longer_than_4096_is_bad_message_length,
+    |l: &Lab| open_params(l, 255, &extended_params(1300)),
+    1,
+    2
+);
+
+/// RFC 4271 §6.2: the data of Unsupported Version Number is the version we support.
+#[tokio::test]
+async fn unsupported_version_names_version_4() {
+    let lab = Lab::start().await;
+    let mut w = lab.connect().await;
+    w.send(&open_body_with(&lab, 5, 65002, 90, lab.hostile_ip))
+        .await;
+    let n = lab.expect_open_reset(&mut w, 2, 1).await;
+    assert_eq!(&n.data[..], &[0, 4]);
+    lab.finish().await;
+}
+
+/// RFC 6286 §2.2: our own identifier from an internal peer is Bad BGP Identifier.
+#[tokio::test]
+async fn own_bgp_identifier_from_an_internal_peer_is_bad_bgp_identifier() {
+    let lab = Lab::start_with(|p| p.asn = Asn(SUT_AS)).await;
+    let mut w = lab.connect().await;
+    w.send(&raw::open(
+        SUT_AS,
+        90,
+        lab.sut_ip(),
+        &raw::default_caps(SUT_AS),
+    ))
+    .await;
+    lab.expect_open_reset(&mut w, 2, 3).await;
+    lab.finish().await;
+}
+
+open_accepted_case!(
+    /// RFC 6286 §2.2: only internal peers must differ from our identifier.
+    own_bgp_identifier_from_an_external_peer_is_accepted,
+    |l: &Lab| raw::open(HOSTILE_AS, 90, l.sut_ip(), &raw::default_caps(HOSTILE_AS))
+);
+open_accepted_case!(
+    /// RFC 4271 §4.2: hold time 0 (no keepalives) is allowed.
+    hold_time_0_is_accepted,
+    |l: &Lab| raw::open(HOSTILE_AS, 0, l.hostile_ip, &raw::default_caps(HOSTILE_AS))
+);
+open_accepted_case!(hold_time_3_is_accepted, |l: &Lab| raw::open(
+    HOSTILE_AS,
+    3,
+    l.hostile_ip,
+    &raw::default_caps(HOSTILE_AS)
+));
+open_accepted_case!(
+    /// RFC 5492 §4: handling repeats is capability-specific; identical repeats are harmless.
+    duplicated_capabilities_are_accepted,
+    |l: &Lab| {
+        let mut caps = raw::default_caps(HOSTILE_AS);
+        caps.extend(raw::default_caps(HOSTILE_AS));
+        raw::open(HOSTILE_AS, 90, l.hostile_ip, &caps)
+    }
+);
+open_accepted_case!(
+    /// RFC 5492 §3: an unknown capability is ignored.
+    unknown_capability_is_ignored,
+    |l: &Lab| {
+        let mut caps = raw::default_caps(HOSTILE_AS);
+        caps.push(raw::cap(200, &[1, 2, 3, 4, 5]));
+        raw::open(HOSTILE_AS, 90, l.hostile_ip, &caps)
+    }
+);
+open_accepted_case!(
+    /// RFC 5492 §4: several capabilities may share one optional parameter.
+    capabilities_in_one_parameter_are_accepted,
+    |l: &Lab| {
+        let caps: Vec<u8> = raw::default_caps(HOSTILE_AS).concat();
+        let mut params = vec![2, u8::try_from(caps.len()).expect("fits")];
+        params.extend_from_slice(&caps);
+        open_params(l, u8::try_from(params.len()).expect("fits"), &params)
+    }
+);
+open_accepted_case!(
+    /// RFC 9072: optional parameters longer than 255 octets, in the extended form.
+    extended_optional_parameters_are_accepted,
+    |l: &Lab| open_params(l, 255, &extended_params(200))
+);
