@@ -735,7 +735,16 @@ pub(crate) fn decode_block(
                 }
                 Ok(())
             }
-            tc::NEXT_HOP => u32_value(value, code).map(|v| a.next_hop = Some(Ipv4Addr::from(v))),
+            tc::NEXT_HOP => u32_value(value, code).and_then(|v| {
+                // RFC 4271 §6.3: a NEXT_HOP must be a valid IP host address; RFC 7606 §7.3:
+                // one that is not is treat-as-withdraw.
+                let ip = Ipv4Addr::from(v);
+                if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
+                    return Err(ErrorKind::InvalidNextHop);
+                }
+                a.next_hop = Some(ip);
+                Ok(())
+            }),
             tc::MULTI_EXIT_DISC => u32_value(value, code).map(|v| a.med = Some(v)),
             tc::LOCAL_PREF => u32_value(value, code).map(|v| a.local_pref = Some(v)),
             tc::ATOMIC_AGGREGATE => {

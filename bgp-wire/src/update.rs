@@ -956,6 +956,23 @@ mod tests {
         let u = dec(body(&[], &attrs, &[8, 10])).unwrap();
         assert_eq!(u.errors[0].kind, ErrorKind::AttributeLength(3));
         assert!(u.is_treat_as_withdraw());
+        // NEXT_HOP that is not a host address (RFC 4271 §6.3, RFC 7606 §7.3): Invalid
+        // NEXT_HOP Attribute, treat-as-withdraw, the attribute as data.
+        for nh in [
+            [0, 0, 0, 0],
+            [224, 0, 0, 5],
+            [239, 1, 2, 3],
+            [255, 255, 255, 255],
+        ] {
+            let attr = [&[0x40u8, 3, 4][..], &nh].concat();
+            let attrs = [&BASE[..13], &attr].concat();
+            let u = dec(body(&[], &attrs, &[8, 10])).unwrap();
+            assert_eq!(u.errors[0].kind, ErrorKind::InvalidNextHop, "{nh:?}");
+            assert!(u.is_treat_as_withdraw());
+            assert_eq!(u.attributes.next_hop, None);
+            let n = u.errors[0].notification();
+            assert_eq!((n.code, n.subcode, &n.data[..]), (3, 8, &attr[..]));
+        }
     }
 
     #[test]
@@ -1528,6 +1545,10 @@ mod tests {
             });
         let path = proptest::collection::vec(seg, 0..4).prop_map(AsPath::from_segments);
         let ip = any::<u32>().prop_map(Ipv4Addr::from);
+        // A NEXT_HOP is a host address (RFC 4271 §6.3): not 0.0.0.0, multicast or broadcast.
+        let host = ip.clone().prop_filter("a host address", |a| {
+            !(a.is_unspecified() || a.is_multicast() || a.is_broadcast())
+        });
         let unknown = proptest::collection::btree_map(
             prop_oneof![11u8..14, 19u8..32, 36u8..=255],
             (
@@ -1553,7 +1574,7 @@ mod tests {
                     Just(Origin::Incomplete)
                 ]),
                 proptest::option::of(path),
-                proptest::option::of(ip.clone()),
+                proptest::option::of(host),
                 proptest::option::of(any::<u32>()),
                 proptest::option::of(any::<u32>()),
                 any::<bool>(),

@@ -12,6 +12,7 @@ mod raw;
 
 mod header;
 mod open;
+mod update;
 
 /// A case whose bad input comes once the hostile session is Established with its base
 /// routes, and which the SUT must answer with this NOTIFICATION and a close.
