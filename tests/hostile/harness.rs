@@ -258,6 +258,15 @@ impl Lab {
         }
     }
 
+    /// The witness's best route for `prefix`, if any.
+    pub(crate) async fn witness_route(&self, prefix: IpNet) -> Option<bgp_speaker::Route> {
+        let routes = timeout(WAIT, self.witness.routes())
+            .await
+            .expect("the witness answers in time")
+            .expect("the witness is alive");
+        routes.into_iter().find(|r| r.1 == prefix).map(|r| r.2)
+    }
+
     async fn sut_holds_witness_routes(&self) -> bool {
         let got = self.prefixes_from(self.witness_ip).await;
         WITNESS_PREFIXES.iter().all(|p| got.contains(&net(p)))
@@ -517,6 +526,14 @@ pub(crate) struct Wire {
 }
 
 impl Wire {
+    /// Wraps a connected stream.
+    pub(crate) fn from_stream(stream: TcpStream) -> Wire {
+        Wire {
+            stream,
+            buf: BytesMut::new(),
+        }
+    }
+
     /// Writes `bytes` in one go.
     pub(crate) async fn send(&mut self, bytes: &[u8]) {
         // A write may fail when the SUT has already closed: what it sent says why.

@@ -10,6 +10,7 @@
 mod harness;
 mod raw;
 
+mod behaviour;
 mod header;
 mod open;
 mod update;
