@@ -512,6 +512,7 @@ pub(crate) const NH6: [u8; 16] = [
 
 /// What the hostile peer read.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Got {
     /// A message, decoded.
     Msg(Message),
