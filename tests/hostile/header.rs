@@ -124,3 +124,25 @@ async fn messages_split_into_one_byte_writes_still_work() {
     w.expect_no_notification().await;
     lab.finish_closing(w).await;
 }
+
+/// RFC 8654: once extended messages are negotiated, an UPDATE longer than 4096 octets is
+/// read like any other.
+#[tokio::test]
+async fn an_update_over_4096_octets_is_read_when_extended_messages_were_negotiated() {
+    let lab = Lab::start().await;
+    let mut caps = raw::default_caps(lab.hostile_as);
+    caps.push(raw::cap(6, &[]));
+    let open = raw::open(lab.hostile_as, 90, lab.hostile_ip, &caps);
+    let mut w = lab.session_with(&open).await;
+    w.read_table().await;
+    let want: Vec<String> = (0..1500u32)
+        .map(|i| format!("100.{}.{}.0/24", 66 + i / 256, i % 256))
+        .collect();
+    let want: Vec<&str> = want.iter().map(String::as_str).collect();
+    let m = lab.good_update(&want);
+    assert!(m.len() > 4096, "{} octets", m.len());
+    w.send(&m).await;
+    lab.wait_hostile_prefixes(&want).await;
+    w.expect_no_notification().await;
+    lab.finish_closing(w).await;
+}

@@ -441,3 +441,91 @@ reset_case!(
     3,
     2
 );
+
+/// RFC 7606 §5.3 (RFC 4760 §7): a prefix too long for its family in MP_UNREACH_NLRI is a
+/// session reset too.
+#[tokio::test]
+async fn mp_unreach_prefix_length_129_is_a_reset() {
+    let lab = Lab::start().await;
+    let mut w = lab.established().await;
+    lab.announce_base(&mut w).await;
+    let mut nlri = vec![129];
+    nlri.extend_from_slice(&[0x20; 17]);
+    w.send(&raw::update(&[], &raw::mp_unreach(2, 1, &nlri), &[]))
+        .await;
+    let n = w.expect_notification().await;
+    assert!(
+        n.code == 3 && matches!(n.subcode, 9 | 10),
+        "NOTIFICATION {:?}",
+        n.names()
+    );
+    w.expect_closed().await;
+    lab.wait_hostile_prefixes(&[]).await;
+    lab.finish().await;
+}
+
+/// RFC 4760 §3: an IPv6 next hop may carry a link-local address after the global one
+/// (32 octets); the route is accepted with the global next hop.
+#[tokio::test]
+async fn ipv6_next_hop_with_a_link_local_address_is_accepted() {
+    let lab = Lab::start().await;
+    let mut w = lab.established().await;
+    lab.announce_base(&mut w).await;
+    let mut nh = crate::harness::NH6.to_vec();
+    nh.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    let mp = raw::mp_reach(2, 1, &nh, &raw::prefix("2001:db8:3::/48"));
+    w.send(&raw::update(
+        &[],
+        &cat(&[raw::origin(0), path(&lab), mp]),
+        &[],
+    ))
+    .await;
+    lab.expect_no_reset(&mut w, &[KEEP, VICTIM, KEEP6, VICTIM6, "2001:db8:3::/48"])
+        .await;
+    let r = lab.sut_route("2001:db8:3::/48").await.expect("held");
+    assert_eq!(r.next_hop(), Some("2001:db8::2".parse().expect("address")));
+    lab.finish_closing(w).await;
+}
+
+/// RFC 4271 §5: an unrecognized optional non-transitive attribute is quietly ignored: the
+/// route is accepted and the attribute is not passed on.
+#[tokio::test]
+async fn unknown_optional_non_transitive_attribute_is_not_passed_on() {
+    let lab = Lab::start().await;
+    let mut w = lab.established().await;
+    lab.announce_base(&mut w).await;
+    // A community marks the new version of VICTIM (MED is not passed to another AS).
+    let community = attr(OPT_TRANS, 8, &[0xfd, 0xea, 0, 7]);
+    w.send(&victim_with(
+        &lab,
+        cat(&[attr(OPTIONAL, 251, &[9, 9]), community]),
+    ))
+    .await;
+    lab.expect_no_reset(&mut w, &[KEEP, VICTIM, KEEP6, VICTIM6])
+        .await;
+    let deadline = tokio::time::Instant::now() + crate::harness::WAIT;
+    loop {
+        let r = lab.witness_route(crate::harness::net(VICTIM)).await;
+        if r.is_some_and(|r| r.attributes.attrs.communities.is_some()) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the witness did not get VICTIM"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let r = lab
+        .witness_route(crate::harness::net(VICTIM))
+        .await
+        .expect("held");
+    assert!(
+        r.attributes
+            .attrs
+            .unknown
+            .iter()
+            .all(|a| a.type_code != 251),
+        "passed on: {r:?}"
+    );
+    lab.finish_closing(w).await;
+}
