@@ -414,3 +414,60 @@ async fn a_peer_that_stops_reading_costs_no_growing_queue() {
     lab.assert_witness_intact().await;
     lab.finish_closing(w).await;
 }
+
+/// RFC 2918 §4: a ROUTE-REFRESH for a family that was not negotiated is ignored.
+#[tokio::test]
+async fn route_refresh_for_a_family_not_negotiated_is_ignored() {
+    let lab = Lab::start().await;
+    let mut w = lab.established().await;
+    lab.announce_base(&mut w).await;
+    w.send(&raw::msg(5, &[0, 1, 0, 128])).await;
+    lab.expect_no_reset(&mut w, &[KEEP, VICTIM, KEEP6, VICTIM6])
+        .await;
+    lab.finish_closing(w).await;
+}
+
+/// RFC 7313 §5: a ROUTE-REFRESH with an unknown subtype is ignored.
+#[tokio::test]
+async fn route_refresh_with_an_unknown_subtype_is_ignored() {
+    let lab = Lab::start().await;
+    let mut w = lab.established().await;
+    lab.announce_base(&mut w).await;
+    w.send(&raw::msg(5, &[0, 1, 7, 1])).await;
+    lab.expect_no_reset(&mut w, &[KEEP, VICTIM, KEEP6, VICTIM6])
+        .await;
+    lab.finish_closing(w).await;
+}
+
+/// A valid ROUTE-REFRESH is answered with the table again (RFC 2918 §4).
+#[tokio::test]
+async fn route_refresh_is_answered_with_the_table() {
+    let lab = Lab::start().await;
+    let mut w = lab.established().await;
+    w.send(&raw::msg(5, &[0, 1, 0, 1])).await;
+    let deadline = Instant::now() + WAIT;
+    let mut seen = std::collections::BTreeSet::new();
+    while !seen.contains(&net(crate::harness::SUT_PREFIX)) {
+        assert!(Instant::now() < deadline, "no table after ROUTE-REFRESH");
+        match w.recv().await {
+            Some(Got::Msg(Message::Update(u))) => {
+                seen.extend(u.announced().map(|(_, n)| n.prefix));
+            }
+            Some(Got::Msg(Message::Keepalive | Message::RouteRefresh(_))) => {}
+            other => panic!("expected the table again, got {other:?}"),
+        }
+    }
+    lab.finish_closing(w).await;
+}
+
+/// Ten thousand KEEPALIVEs in one burst change nothing.
+#[tokio::test]
+async fn a_flood_of_keepalives_is_harmless() {
+    let lab = Lab::start().await;
+    let mut w = lab.established().await;
+    lab.announce_base(&mut w).await;
+    w.send(&raw::keepalive().repeat(10_000)).await;
+    lab.expect_no_reset(&mut w, &[KEEP, VICTIM, KEEP6, VICTIM6])
+        .await;
+    lab.finish_closing(w).await;
+}

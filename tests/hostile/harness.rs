@@ -349,10 +349,7 @@ impl Lab {
             .await
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
         stream.set_nodelay(true)?;
-        Ok(Wire {
-            stream,
-            buf: BytesMut::new(),
-        })
+        Ok(Wire::from_stream(stream))
     }
 
     /// A hostile session in Established (our OPEN, theirs, KEEPALIVEs both ways), with the
@@ -524,6 +521,7 @@ pub(crate) enum Got {
 pub(crate) struct Wire {
     stream: TcpStream,
     buf: BytesMut,
+    ctx: Context,
 }
 
 impl Wire {
@@ -532,7 +530,13 @@ impl Wire {
         Wire {
             stream,
             buf: BytesMut::new(),
+            ctx: Context::default(),
         }
+    }
+
+    /// Reads the SUT's messages as a session without the 4-octet AS capability.
+    pub(crate) fn set_legacy(&mut self) {
+        self.ctx = Context::legacy();
     }
 
     /// Writes `bytes` in one go.
@@ -561,8 +565,7 @@ impl Wire {
         loop {
             match split_message(&mut self.buf, 65_535) {
                 Ok(Some((h, m))) => {
-                    let ctx = Context::default();
-                    let msg = Message::decode_body(h, m.slice(19..), &ctx)
+                    let msg = Message::decode_body(h, m.slice(19..), &self.ctx)
                         .unwrap_or_else(|e| panic!("the SUT sent a malformed message: {e}"));
                     return Some(Got::Msg(msg));
                 }

@@ -284,3 +284,88 @@ open_accepted_case!(
     extended_optional_parameters_are_accepted,
     |l: &Lab| open_params(l, 255, &extended_params(200))
 );
+
+/// A session with a peer without the 4-octet AS capability (RFC 6793 §4.2): its OPEN,
+/// KEEPALIVEs, the SUT's table read with 2-octet AS_PATHs.
+async fn legacy_session(lab: &Lab) -> crate::harness::Wire {
+    let caps = vec![raw::cap_mp(1, 1), raw::cap_mp(2, 1), raw::cap(2, &[])];
+    let open = raw::open(HOSTILE_AS, 90, lab.hostile_ip, &caps);
+    let mut w = lab.connect().await;
+    w.set_legacy();
+    w.send(&open).await;
+    match w.recv().await {
+        Some(crate::harness::Got::Msg(bgp_wire::Message::Open(_))) => {}
+        other => panic!("expected OPEN, got {other:?}"),
+    }
+    w.send(&raw::keepalive()).await;
+    w.expect_keepalive().await;
+    w.read_table().await;
+    w
+}
+
+/// A 2-octet AS_PATH attribute with one AS_SEQUENCE.
+fn as_path2(asns: &[u16]) -> Vec<u8> {
+    let mut v = vec![2, u8::try_from(asns.len()).expect("fits")];
+    for a in asns {
+        v.extend_from_slice(&a.to_be_bytes());
+    }
+    raw::attr(raw::WELL_KNOWN, 2, &v)
+}
+
+/// RFC 6793 §4.2.3: from a peer without the capability, AS_TRANS in AS_PATH is replaced by
+/// the AS4_PATH's 4-octet ASNs.
+#[tokio::test]
+async fn as4_path_from_a_2_octet_peer_is_merged() {
+    let lab = Lab::start().await;
+    let mut w = legacy_session(&lab).await;
+    let attrs = raw::cat(&[
+        raw::origin(0),
+        as_path2(&[65002, 23456]),
+        raw::next_hop(lab.hostile_ip),
+        raw::attr(raw::OPT_TRANS, 17, &raw::as_path_value(2, &[4_200_000_001])),
+    ]);
+    w.send(&raw::update(&[], &attrs, &raw::prefix(KEEP))).await;
+    lab.wait_hostile_prefixes(&[KEEP]).await;
+    let r = lab.sut_route(KEEP).await.expect("held");
+    let path: Vec<u32> = r
+        .attributes
+        .attrs
+        .as_path
+        .as_ref()
+        .expect("AS_PATH")
+        .asns()
+        .map(|a| a.0)
+        .collect();
+    assert_eq!(path, [65002, 4_200_000_001]);
+    w.expect_no_notification().await;
+    lab.finish_closing(w).await;
+}
+
+/// RFC 6793 §6 (RFC 7606 §7): a malformed AS4_PATH is discarded; the route stays with its
+/// AS_PATH.
+#[tokio::test]
+async fn malformed_as4_path_from_a_2_octet_peer_is_discarded() {
+    let lab = Lab::start().await;
+    let mut w = legacy_session(&lab).await;
+    let attrs = raw::cat(&[
+        raw::origin(0),
+        as_path2(&[65002, 23456]),
+        raw::next_hop(lab.hostile_ip),
+        raw::attr(raw::OPT_TRANS, 17, &[2, 3, 0, 0, 0, 1]),
+    ]);
+    w.send(&raw::update(&[], &attrs, &raw::prefix(KEEP))).await;
+    lab.wait_hostile_prefixes(&[KEEP]).await;
+    let r = lab.sut_route(KEEP).await.expect("held");
+    let path: Vec<u32> = r
+        .attributes
+        .attrs
+        .as_path
+        .as_ref()
+        .expect("AS_PATH")
+        .asns()
+        .map(|a| a.0)
+        .collect();
+    assert_eq!(path, [65002, 23456]);
+    w.expect_no_notification().await;
+    lab.finish_closing(w).await;
+}
