@@ -26,6 +26,8 @@ use crate::raw;
 
 /// The bound on every wait of the suite.
 pub(crate) const WAIT: Duration = Duration::from_secs(5);
+/// How often the polling waits look again.
+const POLL: Duration = Duration::from_millis(5);
 /// The SUT's AS.
 pub(crate) const SUT_AS: u32 = 65001;
 /// The hostile peer's AS.
@@ -199,7 +201,7 @@ impl Lab {
                 return;
             }
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(POLL).await;
         }
     }
 
@@ -254,7 +256,7 @@ impl Lab {
                 Instant::now() < deadline,
                 "the SUT holds {got:?} from the hostile peer, expected {want:?}"
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(POLL).await;
         }
     }
 
@@ -379,7 +381,7 @@ impl Lab {
                 }
                 Some(Got::Closed) => {
                     assert!(Instant::now() < deadline, "the SUT keeps refusing");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    tokio::time::sleep(POLL).await;
                 }
                 other => panic!("expected the SUT's OPEN, got {other:?}"),
             }
@@ -491,14 +493,13 @@ impl Lab {
             self.assert_witness_intact().await;
         }
         let stop = ShutdownOptions::default();
-        timeout(WAIT, self.witness.shutdown(stop))
-            .await
-            .expect("the witness stops in time")
+        let (w, s) = tokio::join!(
+            timeout(WAIT, self.witness.shutdown(stop)),
+            timeout(WAIT, self.sut.shutdown(stop))
+        );
+        w.expect("the witness stops in time")
             .expect("the witness stops");
-        timeout(WAIT, self.sut.shutdown(stop))
-            .await
-            .expect("the SUT stops in time")
-            .expect("the SUT stops");
+        s.expect("the SUT stops in time").expect("the SUT stops");
     }
 }
 

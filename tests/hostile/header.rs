@@ -146,3 +146,32 @@ async fn an_update_over_4096_octets_is_read_when_extended_messages_were_negotiat
     w.expect_no_notification().await;
     lab.finish_closing(w).await;
 }
+
+/// RFC 4271 §4.1: 4096 octets is the largest message without extended messages, and it is
+/// read.
+#[tokio::test]
+async fn a_message_of_exactly_4096_octets_is_read() {
+    let lab = Lab::start().await;
+    let mut w = lab.established().await;
+    // /24s take 4 octets each; the remainder is made up with a /32 (5), /8 (2) or /16 (3).
+    let room = 4096 - lab.good_update(&[]).len();
+    let mut prefixes: Vec<String> = (0..room / 4)
+        .map(|i| format!("100.{}.{}.0/24", 66 + i / 256, i % 256))
+        .collect();
+    match room % 4 {
+        1 => {
+            prefixes.pop();
+            prefixes.push("100.200.0.1/32".to_string());
+        }
+        2 => prefixes.push("44.0.0.0/8".to_string()),
+        3 => prefixes.push("45.1.0.0/16".to_string()),
+        _ => {}
+    }
+    let ps: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+    let m = lab.good_update(&ps);
+    assert_eq!(m.len(), 4096);
+    w.send(&m).await;
+    lab.wait_hostile_prefixes(&ps).await;
+    w.expect_no_notification().await;
+    lab.finish_closing(w).await;
+}

@@ -529,3 +529,37 @@ async fn unknown_optional_non_transitive_attribute_is_not_passed_on() {
     );
     lab.finish_closing(w).await;
 }
+
+/// RFC 4271 §9.1.2: a route whose AS_PATH holds our own AS is a loop: not installed (and a
+/// previous route for the prefix is gone), no reset.
+#[tokio::test]
+async fn as_path_with_our_own_as_is_ignored() {
+    let lab = Lab::start().await;
+    let mut w = lab.established().await;
+    lab.announce_base(&mut w).await;
+    w.send(&victim(&[
+        raw::origin(0),
+        raw::as_path(&[lab.hostile_as, crate::harness::SUT_AS]),
+        nh(&lab),
+    ]))
+    .await;
+    lab.expect_no_reset(&mut w, &[KEEP, KEEP6, VICTIM6]).await;
+    lab.finish_closing(w).await;
+}
+
+/// A peer that withdraws what another peer announced changes nothing (RFC 4271 §3.1: a
+/// withdrawal only concerns routes the same peer advertised).
+#[tokio::test]
+async fn withdrawing_the_witnesss_routes_changes_nothing() {
+    let mut lab = Lab::start().await;
+    let mut w = lab.established().await;
+    lab.announce_base(&mut w).await;
+    let wp = raw::prefixes(&crate::harness::WITNESS_PREFIXES);
+    let sp = raw::prefix(crate::harness::SUT_PREFIX);
+    w.send(&raw::update(&[wp, sp].concat(), &[], &[])).await;
+    lab.expect_no_reset(&mut w, &[KEEP, VICTIM, KEEP6, VICTIM6])
+        .await;
+    lab.assert_witness_intact().await;
+    assert!(lab.sut_route(crate::harness::SUT_PREFIX).await.is_some());
+    lab.finish_closing(w).await;
+}
