@@ -409,8 +409,6 @@ async fn a_peer_that_stops_reading_costs_no_growing_queue() {
         announced < u64::from(N) * 2,
         "{announced} announcements for {N} prefixes changed {ROUNDS} times"
     );
-    let _ = net(KEEP);
-    let _ = (KEEP6, VICTIM, VICTIM6);
     lab.assert_witness_intact().await;
     lab.finish_closing(w).await;
 }

@@ -6,6 +6,19 @@
 //!
 //! Real sockets and real time, every wait bounded; each case has its own loopback addresses,
 //! so they run in parallel.
+//!
+//! - [`header`]: marker, lengths (too short, too long, wrong for the type, the 4096 boundary,
+//!   RFC 8654), types, garbage after a message, one-byte writes;
+//! - [`open`]: version, peer AS (RFC 6793), identifier (RFC 6286), hold time, malformed,
+//!   repeated and unknown capabilities, optional parameter lengths (RFC 9072), 2-octet peers;
+//! - [`update`]: every RFC 7606 case (treat-as-withdraw, attribute discard, the resets that
+//!   remain), MP_REACH_NLRI and MP_UNREACH_NLRI errors (RFC 4760), NLRI errors;
+//! - [`behaviour`]: messages in the wrong state (RFC 6608), silent and stalled peers, a peer
+//!   that stops reading, hang-ups, strangers, bursts, collisions, route refresh.
+//!
+//! The lab ([`harness::Lab`]) and the raw message builders ([`raw`]) make each case a few
+//! lines. Cases marked `#[ignore = "bug: ..."]` assert the RFC's behaviour where the speaker
+//! does not follow it yet.
 
 mod harness;
 mod raw;

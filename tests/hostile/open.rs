@@ -71,22 +71,22 @@ fn extended_params(pad: usize) -> Vec<u8> {
     v
 }
 
-fn open_body_with(l: &Lab, version: u8, my_as: u16, hold: u16, id: Ipv4Addr) -> Vec<u8> {
+/// An OPEN with these fixed fields and the default capabilities.
+fn open_body_with(version: u8, my_as: u16, hold: u16, id: Ipv4Addr) -> Vec<u8> {
     let params = raw::cap_params(&raw::default_caps(u32::from(my_as)));
     let len = u8::try_from(params.len()).expect("fits");
-    let _ = l;
     raw::msg(1, &raw::open_body(version, my_as, hold, id, len, &params))
 }
 
 open_reset_case!(
     version_3_is_unsupported_version,
-    |l: &Lab| open_body_with(l, 3, 65002, 90, l.hostile_ip),
+    |l: &Lab| open_body_with(3, 65002, 90, l.hostile_ip),
     2,
     1
 );
 open_reset_case!(
     version_5_is_unsupported_version,
-    |l: &Lab| open_body_with(l, 5, 65002, 90, l.hostile_ip),
+    |l: &Lab| open_body_with(5, 65002, 90, l.hostile_ip),
     2,
     1
 );
@@ -212,8 +212,7 @@ open_reset_case!(
 async fn unsupported_version_names_version_4() {
     let lab = Lab::start().await;
     let mut w = lab.connect().await;
-    w.send(&open_body_with(&lab, 5, 65002, 90, lab.hostile_ip))
-        .await;
+    w.send(&open_body_with(5, 65002, 90, lab.hostile_ip)).await;
     let n = lab.expect_open_reset(&mut w, 2, 1).await;
     assert_eq!(&n.data[..], &[0, 4]);
     lab.finish().await;

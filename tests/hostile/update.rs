@@ -81,8 +81,8 @@ fn nh(l: &Lab) -> Vec<u8> {
     raw::next_hop(l.hostile_ip)
 }
 
-fn path_value(l: &Lab, value: &[u8]) -> Vec<u8> {
-    let _ = l;
+/// AS_PATH with this raw value.
+fn path_value(value: &[u8]) -> Vec<u8> {
     attr(WELL_KNOWN, 2, value)
 }
 
@@ -101,8 +101,7 @@ withdraw_case!(
     |l: &Lab| victim(&[attr(OPTIONAL, 1, &[0]), path(l), nh(l)])
 );
 withdraw_case!(
-    /// RFC 7606 §3 (e)... and RFC 4271: the extended length form may be used for any
-    /// attribute; the route is accepted (checked by announcing MED-less VICTIM after).
+    /// RFC 7606 §3 (d): a missing well-known mandatory attribute.
     missing_origin_is_treat_as_withdraw,
     |l: &Lab| victim(&[path(l), nh(l)])
 );
@@ -111,7 +110,7 @@ withdraw_case!(
 withdraw_case!(as_path_segment_type_5_is_treat_as_withdraw, |l: &Lab| {
     victim(&[
         raw::origin(0),
-        path_value(l, &raw::as_path_value(5, &[l.hostile_as])),
+        path_value(&raw::as_path_value(5, &[l.hostile_as])),
         nh(l),
     ])
 });
@@ -120,19 +119,19 @@ withdraw_case!(
     |l: &Lab| {
         let mut v = raw::as_path_value(2, &[l.hostile_as]);
         v[1] = 3;
-        victim(&[raw::origin(0), path_value(l, &v), nh(l)])
+        victim(&[raw::origin(0), path_value(&v), nh(l)])
     }
 );
 withdraw_case!(
     as_path_segment_of_length_0_is_treat_as_withdraw,
-    |l: &Lab| victim(&[raw::origin(0), path_value(l, &[2, 0]), nh(l)])
+    |l: &Lab| victim(&[raw::origin(0), path_value(&[2, 0]), nh(l)])
 );
 withdraw_case!(
     as_path_with_a_trailing_partial_segment_is_treat_as_withdraw,
     |l: &Lab| {
         let mut v = raw::as_path_value(2, &[l.hostile_as]);
         v.push(2);
-        victim(&[raw::origin(0), path_value(l, &v), nh(l)])
+        victim(&[raw::origin(0), path_value(&v), nh(l)])
     }
 );
 withdraw_case!(
@@ -141,7 +140,7 @@ withdraw_case!(
     |l: &Lab| {
         let mut v = raw::as_path_value(3, &[64_512]);
         v.extend(raw::as_path_value(2, &[l.hostile_as]));
-        victim(&[raw::origin(0), path_value(l, &v), nh(l)])
+        victim(&[raw::origin(0), path_value(&v), nh(l)])
     }
 );
 withdraw_case!(
