@@ -368,3 +368,42 @@ async fn malformed_as4_path_from_a_2_octet_peer_is_discarded() {
     w.expect_no_notification().await;
     lab.finish_closing(w).await;
 }
+
+/// RFC 6793 §4.1: a peer with a 4-octet AS puts AS_TRANS in My Autonomous System and its AS
+/// in the capability; the session establishes.
+#[tokio::test]
+async fn four_octet_peer_as_via_as_trans_is_accepted() {
+    let lab = Lab::start_with(|p| p.asn = Asn(4_200_000_002)).await;
+    let mut w = lab.session_with(&lab.open()).await;
+    w.read_table().await;
+    w.send(&lab.good_update(&[KEEP])).await;
+    lab.wait_hostile_prefixes(&[KEEP]).await;
+    lab.finish_closing(w).await;
+}
+
+/// RFC 4271 without any capability: IPv4 unicast, 2-octet AS numbers (RFC 4760 §7, RFC 6793
+/// §4.2). The session establishes.
+#[tokio::test]
+async fn open_without_capabilities_is_accepted() {
+    let lab = Lab::start().await;
+    let open = raw::open(HOSTILE_AS, 90, lab.hostile_ip, &[]);
+    let mut w = lab.connect().await;
+    w.set_legacy();
+    w.send(&open).await;
+    match w.recv().await {
+        Some(crate::harness::Got::Msg(bgp_wire::Message::Open(_))) => {}
+        other => panic!("expected OPEN, got {other:?}"),
+    }
+    w.send(&raw::keepalive()).await;
+    w.expect_keepalive().await;
+    w.read_table().await;
+    let attrs = raw::cat(&[
+        raw::origin(0),
+        as_path2(&[65002]),
+        raw::next_hop(lab.hostile_ip),
+    ]);
+    w.send(&raw::update(&[], &attrs, &raw::prefix(KEEP))).await;
+    lab.wait_hostile_prefixes(&[KEEP]).await;
+    w.expect_no_notification().await;
+    lab.finish_closing(w).await;
+}

@@ -562,3 +562,31 @@ async fn withdrawing_the_witnesss_routes_changes_nothing() {
     assert!(lab.sut_route(crate::harness::SUT_PREFIX).await.is_some());
     lab.finish_closing(w).await;
 }
+
+/// RFC 4760 §3: IPv4 unicast routes may come in MP_REACH_NLRI (with no NEXT_HOP attribute)
+/// and go in MP_UNREACH_NLRI.
+#[tokio::test]
+async fn ipv4_routes_in_mp_reach_and_mp_unreach_are_accepted() {
+    let lab = Lab::start().await;
+    let mut w = lab.established().await;
+    lab.announce_base(&mut w).await;
+    let ip = lab.hostile_ip.octets();
+    let mp = raw::mp_reach(1, 1, &ip, &raw::prefix("100.64.9.0/24"));
+    w.send(&raw::update(
+        &[],
+        &cat(&[raw::origin(0), path(&lab), mp]),
+        &[],
+    ))
+    .await;
+    w.send(&raw::update(
+        &[],
+        &raw::mp_unreach(1, 1, &raw::prefix(VICTIM)),
+        &[],
+    ))
+    .await;
+    lab.expect_no_reset(&mut w, &[KEEP, KEEP6, VICTIM6, "100.64.9.0/24"])
+        .await;
+    let r = lab.sut_route("100.64.9.0/24").await.expect("held");
+    assert_eq!(r.next_hop(), Some(std::net::IpAddr::V4(lab.hostile_ip)));
+    lab.finish_closing(w).await;
+}
