@@ -590,3 +590,17 @@ async fn ipv4_routes_in_mp_reach_and_mp_unreach_are_accepted() {
     assert_eq!(r.next_hop(), Some(std::net::IpAddr::V4(lab.hostile_ip)));
     lab.finish_closing(w).await;
 }
+
+withdraw_case!(
+    /// RFC 4271 §6.3, RFC 7606 §7.2: from an external peer an empty AS_PATH does not start
+    /// with the peer's AS: treat-as-withdraw.
+    empty_as_path_from_an_external_peer_is_treat_as_withdraw,
+    |l: &Lab| victim(&[raw::origin(0), path_value(&[]), nh(l)])
+);
+
+withdraw_case!(
+    /// An UPDATE that only withdraws, with a malformed attribute beside: the withdrawal is
+    /// carried out, no reset (RFC 7606 §2: treat-as-withdraw of nothing more).
+    withdrawal_with_a_malformed_attribute_still_withdraws,
+    |_: &Lab| raw::update(&raw::prefix(VICTIM), &attr(WELL_KNOWN, 1, &[0, 0]), &[])
+);
