@@ -576,7 +576,9 @@ async fn a_bad_colliding_connection_leaves_the_first_alone() {
     let mut bad = lab.open();
     bad[19] = 5;
     second.send(&bad).await;
+    let deadline = Instant::now() + WAIT;
     loop {
+        assert!(Instant::now() < deadline, "the SUT kept talking");
         match second.recv().await {
             Some(Got::Closed) => break,
             Some(Got::Msg(Message::Open(_) | Message::Notification(_))) => {}

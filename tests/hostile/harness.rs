@@ -584,7 +584,9 @@ impl Wire {
 
     /// Reads until a KEEPALIVE.
     pub(crate) async fn expect_keepalive(&mut self) {
+        let deadline = Instant::now() + 2 * WAIT;
         loop {
+            assert!(Instant::now() < deadline, "the SUT kept talking");
             match self.recv().await {
                 Some(Got::Msg(Message::Keepalive)) => return,
                 Some(Got::Msg(Message::Update(_))) => {}
@@ -597,7 +599,9 @@ impl Wire {
     /// SUT's route and the witness's came.
     pub(crate) async fn read_table(&mut self) -> BTreeSet<IpNet> {
         let mut seen = BTreeSet::new();
+        let deadline = Instant::now() + 2 * WAIT;
         loop {
+            assert!(Instant::now() < deadline, "the SUT kept talking");
             match self.recv().await {
                 Some(Got::Msg(Message::Update(u))) => {
                     if u.end_of_rib() == Some(AfiSafi::IPV4_UNICAST) {
@@ -621,7 +625,9 @@ impl Wire {
 
     /// Reads until a NOTIFICATION (UPDATEs and KEEPALIVEs before it are skipped).
     pub(crate) async fn expect_notification(&mut self) -> Notification {
+        let deadline = Instant::now() + 2 * WAIT;
         loop {
+            assert!(Instant::now() < deadline, "the SUT kept talking");
             match self.recv().await {
                 Some(Got::Msg(Message::Notification(n))) => return n,
                 Some(Got::Msg(Message::Update(_) | Message::Keepalive)) => {}
@@ -632,7 +638,9 @@ impl Wire {
 
     /// Reads until the connection closes; nothing but UPDATEs and KEEPALIVEs may come.
     pub(crate) async fn expect_closed(&mut self) {
+        let deadline = Instant::now() + 2 * WAIT;
         loop {
+            assert!(Instant::now() < deadline, "the SUT kept talking");
             match self.recv().await {
                 Some(Got::Closed) => return,
                 Some(Got::Msg(Message::Update(_) | Message::Keepalive)) => {}
@@ -643,7 +651,9 @@ impl Wire {
 
     /// Reads what is there (briefly): no NOTIFICATION, no close.
     pub(crate) async fn expect_no_notification(&mut self) {
+        let deadline = Instant::now() + 2 * WAIT;
         while let Some(got) = self.recv_within(Duration::from_millis(50)).await {
+            assert!(Instant::now() < deadline, "the SUT kept talking");
             match got {
                 Got::Msg(Message::Update(_) | Message::Keepalive) => {}
                 other => panic!("the session should stay up, got {other:?}"),
