@@ -604,3 +604,17 @@ withdraw_case!(
     withdrawal_with_a_malformed_attribute_still_withdraws,
     |_: &Lab| raw::update(&raw::prefix(VICTIM), &attr(WELL_KNOWN, 1, &[0, 0]), &[])
 );
+
+withdraw_case!(
+    /// RFC 7607 §2: AS 0 in AS_PATH makes it malformed (treat-as-withdraw, RFC 7606 §7.2).
+    as_0_in_as_path_is_treat_as_withdraw,
+    |l: &Lab| victim(&[raw::origin(0), raw::as_path(&[l.hostile_as, 0]), nh(l)])
+);
+
+discard_case!(
+    /// RFC 7607 §2: AS 0 in AGGREGATOR makes it malformed (attribute discard, RFC 7606
+    /// §7.7).
+    as_0_in_aggregator_is_discarded,
+    |l: &Lab| victim_with(l, attr(OPT_TRANS, 7, &[0, 0, 0, 0, 10, 0, 0, 1])),
+    |r: &Route| r.attributes.attrs.aggregator.is_none()
+);
