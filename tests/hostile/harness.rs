@@ -2,12 +2,13 @@
 //! address, a witness speaker with an established session to it, and a scripted hostile peer
 //! that talks raw bytes over TCP.
 //!
-//! Every lab gets its own `127.77.n.0/24`: `.1` is the SUT, `.2` the hostile peer, `.3` the
-//! witness, so that cases run in parallel without sharing anything.
+//! Every lab gets its own /24 (`127.77.1.0/24`, `127.77.2.0/24`, ... then `127.78.0.0/24`,
+//! ...): `.1` is the SUT, `.2` the hostile peer, `.3` the witness, `.9` and up strangers, so
+//! that cases run in parallel without sharing anything.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use bgp_speaker::core::{Announcement, Event};
@@ -50,7 +51,7 @@ pub(crate) const KEEP6: &str = "2001:db8:1::/48";
 /// The hostile IPv6 route the bad UPDATE of an IPv6 case carries.
 pub(crate) const VICTIM6: &str = "2001:db8:2::/48";
 
-static NEXT_LAB: AtomicU8 = AtomicU8::new(1);
+static NEXT_LAB: AtomicU16 = AtomicU16::new(1);
 
 /// Parses a prefix.
 pub(crate) fn net(p: &str) -> IpNet {
@@ -72,7 +73,7 @@ pub(crate) struct Lab {
     witness_events: EventStream,
     /// Where the SUT listens.
     pub sut_addr: SocketAddr,
-    /// The lab's /24 (`127.77.n.0`).
+    /// The lab's /24.
     pub base: [u8; 3],
     /// The hostile peer's address.
     pub hostile_ip: Ipv4Addr,
@@ -91,8 +92,9 @@ impl Lab {
     /// A lab whose hostile peer settings (on the SUT) `tweak` adjusts.
     pub(crate) async fn start_with(tweak: impl FnOnce(&mut PeerSettings)) -> Lab {
         let n = NEXT_LAB.fetch_add(1, Ordering::Relaxed);
-        assert!(n < 255, "too many labs for the address plan");
-        let base = [127, 77, n];
+        let [hi, lo] = n.to_be_bytes();
+        assert!(hi < 100, "too many labs for the address plan");
+        let base = [127, 77 + hi, lo];
         let at = |x: u8| Ipv4Addr::new(base[0], base[1], base[2], x);
         let (sut_ip, hostile_ip, witness_ip) = (at(1), at(2), at(3));
         let port = free_port(IpAddr::V4(sut_ip));
