@@ -407,3 +407,44 @@ async fn open_without_capabilities_is_accepted() {
     w.expect_no_notification().await;
     lab.finish_closing(w).await;
 }
+
+open_reset_case!(
+    /// RFC 7607 §2: AS 0 in the 4-octet AS capability is Bad Peer AS.
+    as_0_in_the_four_octet_capability_is_bad_peer_as,
+    |l: &Lab| {
+        let caps = vec![raw::cap_mp(1, 1), raw::cap_as4(0)];
+        raw::msg(
+            1,
+            &raw::open_body(
+                4,
+                23456,
+                90,
+                l.hostile_ip,
+                u8::try_from(raw::cap_params(&caps).len()).expect("fits"),
+                &raw::cap_params(&caps),
+            ),
+        )
+    },
+    2,
+    2
+);
+open_reset_case!(
+    /// RFC 7607 §2: AS 0 in My Autonomous System is Bad Peer AS, whatever the capability says.
+    as_0_in_my_autonomous_system_is_bad_peer_as,
+    |l: &Lab| {
+        let caps = raw::default_caps(HOSTILE_AS);
+        raw::msg(
+            1,
+            &raw::open_body(
+                4,
+                0,
+                90,
+                l.hostile_ip,
+                u8::try_from(raw::cap_params(&caps).len()).expect("fits"),
+                &raw::cap_params(&caps),
+            ),
+        )
+    },
+    2,
+    2
+);

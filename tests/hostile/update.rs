@@ -618,3 +618,9 @@ discard_case!(
     |l: &Lab| victim_with(l, attr(OPT_TRANS, 7, &[0, 0, 0, 0, 10, 0, 0, 1])),
     |r: &Route| r.attributes.attrs.aggregator.is_none()
 );
+
+withdraw_case!(
+    /// RFC 9234 §5: an OTC attribute whose length is not 4 is treat-as-withdraw.
+    otc_of_length_3_is_treat_as_withdraw,
+    |l: &Lab| victim(&[l.good_attrs(), attr(OPT_TRANS, 35, &[0, 0, 1])])
+);
