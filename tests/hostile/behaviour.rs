@@ -476,7 +476,6 @@ async fn a_flood_of_keepalives_is_harmless() {
 /// means the peer restarted, RFC 4724 §4.2, but only an OPEN that the peer could have sent:
 /// one that fails the checks of RFC 4271 §6.2 is no restart.)
 #[tokio::test]
-#[ignore = "bug: an invalid OPEN on a second connection from an Established GR peer's address tears down its session before the OPEN is checked"]
 async fn an_invalid_open_from_an_established_peers_address_leaves_its_session_alone() {
     let mut lab = Lab::start().await;
     let mut w = lab
@@ -544,7 +543,6 @@ async fn a_second_connection_while_established_is_refused() {
 /// one from the same address sends an OPEN with version 5. The second gets the NOTIFICATION
 /// that OPEN calls for (RFC 4271 §6.2: Unsupported Version Number); the first carries on.
 #[tokio::test]
-#[ignore = "bug: a bad OPEN on a colliding connection is dropped without the NOTIFICATION of RFC 4271 §6.2"]
 async fn a_bad_open_on_a_colliding_connection_gets_its_notification() {
     let lab = Lab::start().await;
     let mut first = open_sent(&lab).await;

@@ -182,7 +182,6 @@ withdraw_case!(multicast_next_hop_is_treat_as_withdraw, |l: &Lab| victim(
 ));
 withdraw_case!(
     /// RFC 4271 §6.3: a NEXT_HOP that is the receiving speaker's own address.
-    #[ignore = "bug: a NEXT_HOP equal to the receiving speaker's own address is installed (RFC 4271 §6.3)"]
     next_hop_of_the_receiver_is_treat_as_withdraw,
     |l: &Lab| victim(&[raw::origin(0), path(l), raw::next_hop(l.sut_ip())])
 );
