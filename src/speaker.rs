@@ -198,6 +198,10 @@ pub struct PeerSettings {
     pub next_hop_ipv6: Option<Ipv6Addr>,
     /// Whether the session runs (a disabled peer stays configured, in Idle).
     pub enabled: bool,
+    /// How long a new connection waits for the peer's OPEN before it is dropped with
+    /// Hold Timer Expired (the large hold time of OpenSent, RFC 4271 §8.2.2 suggests 4
+    /// minutes).
+    pub open_hold_time: Duration,
 }
 
 impl Default for PeerSettings {
@@ -222,6 +226,7 @@ impl Default for PeerSettings {
             next_hop_ipv4: None,
             next_hop_ipv6: None,
             enabled: true,
+            open_hold_time: Duration::from_secs(240),
         }
     }
 }
@@ -262,6 +267,7 @@ impl PeerSettings {
             bgp_id: g.router_id,
             hold_time: self.hold_time,
             keepalive_time: self.keepalive,
+            open_hold_time: self.open_hold_time,
             connect_retry_time: self.connect_retry,
             idle_hold_time: self.idle_hold_time,
             passive: self.passive,
