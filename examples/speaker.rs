@@ -644,32 +644,3 @@ async fn demo_steps(a_ip: IpAddr, b_ip: IpAddr, port: u16, state: &Path) -> Resu
     b.shutdown(ShutdownOptions::default()).await.map_err(err)?;
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_demo_runs_to_the_end_on_loopback() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(demo()).unwrap();
-    }
-
-    #[test]
-    fn events_are_json_objects_with_an_event_name() {
-        let peer = bgp_speaker::PeerId::new("192.0.2.9".parse().unwrap());
-        let e = Event::StalePurged {
-            peer,
-            family: AfiSafi::IPV4_UNICAST,
-            routes: 3,
-        };
-        let v = event_json(&e);
-        assert_eq!(v["event"], "stale-purged");
-        assert_eq!(v["peer"], "192.0.2.9");
-        assert_eq!(v["family"], "ipv4-unicast");
-        assert_eq!(v["routes"], 3);
-    }
-}

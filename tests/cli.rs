@@ -1,5 +1,6 @@
-//! The CLI (`examples/speaker.rs`) as an operator runs it, over loopback TCP against an
-//! in-process speaker acting as the graceful-restart helper (issue 5):
+//! The CLI (`examples/speaker.rs`) as an operator runs it (issue 5): with no arguments, the
+//! self-contained demo exits 0; with a configuration, over loopback TCP against an in-process
+//! speaker acting as the graceful-restart helper:
 //! - SIGTERM stops for restart: the helper keeps our routes (RFC 4724 §4.2);
 //! - started again with the same configuration file, minus one prefix, the CLI comes back as
 //!   the restarting speaker by itself (the restart-state file): the helper keeps every route
@@ -44,20 +45,38 @@ fn cli_binary() -> PathBuf {
 struct Cli(Child);
 
 impl Cli {
+    /// Runs the CLI on `config` with `--json`; its stdout is kept for [`Cli::json_lines`].
     fn start(config: &Path) -> Cli {
         let child = Command::new(cli_binary())
             .arg("--config")
             .arg(config)
+            .arg("--json")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start the CLI");
         Cli(child)
     }
 
+    /// After the exit: every line it printed, each a JSON object naming its event.
+    fn json_lines(&mut self) -> Vec<serde_json::Value> {
+        let mut text = String::new();
+        if let Some(mut out) = self.0.stdout.take() {
+            std::io::Read::read_to_string(&mut out, &mut text).expect("read stdout");
+        }
+        text.lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"));
+                assert!(v["event"].is_string(), "no event name: {l}");
+                v
+            })
+            .collect()
+    }
+
     /// Sends `signal` (by the process id) and waits, bounded, for the exit.
-    fn stop(mut self, signal: &str) -> bool {
+    fn stop(&mut self, signal: &str) -> bool {
         let pid = self.0.id().to_string();
         let sent = Command::new("kill")
             .args([signal, &pid])
@@ -147,7 +166,17 @@ async fn sigterm_restarts_gracefully_and_sigint_stops_for_good() {
     }
 
     // SIGTERM: stop for restart. The helper keeps both routes, stale.
+    let mut cli = cli;
     assert!(cli.stop("-TERM"), "exit status 0 after SIGTERM");
+    let printed: Vec<String> = cli
+        .json_lines()
+        .iter()
+        .map(|v| v["event"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        printed.iter().any(|e| e == "peer-up") && printed.iter().any(|e| e == "end-of-rib-sent"),
+        "{printed:?}"
+    );
     let down = event(&mut he, "session down", |e| {
         matches!(e, Event::PeerDown { .. })
     })
@@ -202,6 +231,7 @@ async fn sigterm_restarts_gracefully_and_sigint_stops_for_good() {
     assert!(!routes[0].2.stale, "refreshed after End-of-RIB");
 
     // SIGINT: stop for good. The helper is told (Cease) and drops our routes.
+    let mut cli = cli;
     assert!(cli.stop("-INT"), "exit status 0 after SIGINT");
     let down = event(&mut he, "session down for good", |e| {
         matches!(e, Event::PeerDown { .. })
@@ -227,4 +257,34 @@ async fn sigterm_restarts_gracefully_and_sigint_stops_for_good() {
     }
     h.shutdown(Default::default()).await.expect("shutdown");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The README's first command: `cargo run --release --example speaker` with no arguments runs
+/// the graceful-restart demo on loopback and exits 0 (here the debug build, bounded).
+#[test]
+fn the_demo_runs_to_the_end_and_exits_0() {
+    let mut child = Command::new(cli_binary())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the demo");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the demo did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut text = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        std::io::Read::read_to_string(&mut out, &mut text).expect("read stdout");
+    }
+    assert!(status.success(), "demo failed: {status}\n{text}");
+    assert!(text.contains("6. Both stop for good"), "{text}");
 }
