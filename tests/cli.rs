@@ -67,8 +67,8 @@ impl Cli {
         }
         text.lines()
             .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l)
-                    .unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"));
+                let v: serde_json::Value =
+                    serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"));
                 assert!(v["event"].is_string(), "no event name: {l}");
                 v
             })

@@ -562,7 +562,8 @@ impl Session {
     fn start_keepalive(&mut self, now: Time) {
         match self.keepalive_interval() {
             Some(k) => {
-                let d = self.jitter.apply(k).max(Duration::from_millis(1));
+                // RFC 4271 §4.4: never more than one KEEPALIVE a second, jitter or not.
+                let d = self.jitter.apply(k).max(Duration::from_secs(1));
                 self.timers.set(Timer::Keepalive, now + d);
             }
             None => self.timers.stop(Timer::Keepalive),

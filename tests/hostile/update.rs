@@ -272,19 +272,16 @@ discard_case!(
     |r: &Route| r.attributes.attrs.local_pref != Some(777)
 );
 discard_case!(
-    #[ignore = "bug: a malformed LOCAL_PREF from an external peer is treat-as-withdraw, not attribute discard (RFC 7606)"]
     local_pref_of_length_3_from_an_external_peer_is_discarded,
     |l: &Lab| victim_with(l, attr(WELL_KNOWN, 5, &[0, 3, 9])),
     |_: &Route| true
 );
 discard_case!(
-    #[ignore = "bug: a malformed ORIGINATOR_ID from an external peer is treat-as-withdraw, not attribute discard (RFC 7606)"]
     originator_id_of_length_3_from_an_external_peer_is_discarded,
     |l: &Lab| victim_with(l, attr(OPTIONAL, 9, &[1, 2, 3])),
     |r: &Route| r.attributes.attrs.originator_id.is_none()
 );
 discard_case!(
-    #[ignore = "bug: a malformed CLUSTER_LIST from an external peer is treat-as-withdraw, not attribute discard (RFC 7606)"]
     cluster_list_of_length_5_from_an_external_peer_is_discarded,
     |l: &Lab| victim_with(l, attr(OPTIONAL, 10, &[1, 2, 3, 4, 5])),
     |r: &Route| r.attributes.attrs.cluster_list.is_none()
