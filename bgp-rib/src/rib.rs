@@ -464,8 +464,8 @@ impl Rib {
         // from an external peer is discarded (it would be stripped anyway), not a withdrawal.
         let treat_as_withdraw = update.errors.iter().any(|e| {
             e.action == bgp_wire::Rfc7606Action::TreatAsWithdraw
-                && !(!ibgp
-                    && matches!(
+                && (ibgp
+                    || !matches!(
                         e.attribute_type(),
                         Some(
                             bgp_wire::attribute::type_code::LOCAL_PREF
