@@ -665,3 +665,32 @@ async fn no_keepalives_when_the_hold_time_is_0() {
     }
     lab.finish_closing(w).await;
 }
+
+/// RFC 4486 §4: a flood beyond the peer's prefix limit ends its session with Cease/Maximum
+/// Number of Prefixes Reached, whose data names the family and the limit (inside a Hard
+/// Reset when the N bit was negotiated, RFC 8538 §5); its routes go, nothing else does, and
+/// once the configured restart time passed the peer is welcome again.
+#[tokio::test]
+async fn a_route_flood_beyond_the_prefix_limit_stops_the_session() {
+    let mut limit = bgp_speaker::PrefixLimit::new(bgp_wire::AfiSafi::IPV4_UNICAST, 1000);
+    limit.restart_after = Some(Duration::from_millis(500));
+    let lab = Lab::start_with(|p| p.prefix_limits = vec![limit]).await;
+    let mut w = lab.established().await;
+    let prefixes: Vec<String> = (0..5000u32)
+        .map(|i| format!("10.{}.{}.0/24", 64 + i / 256, i % 256))
+        .collect();
+    for chunk in prefixes.chunks(400) {
+        let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        w.send(&lab.good_update(&chunk)).await;
+    }
+    let mut n = w.expect_notification().await;
+    if let Some(inner) = n.hard_reset_inner() {
+        n = inner;
+    }
+    assert_eq!((n.code, n.subcode), (6, 1), "{:?}", n.names());
+    // AFI 1, SAFI 1, the limit 1000.
+    assert_eq!(&n.data[..], &[0, 1, 1, 0, 0, 0x03, 0xe8]);
+    w.expect_closed().await;
+    lab.wait_hostile_prefixes(&[]).await;
+    lab.finish().await;
+}
