@@ -168,6 +168,10 @@ pub struct Peer {
     /// The next hop for IPv6 routes sent to this peer (default: our local address if IPv6).
     #[serde(default)]
     pub next_hop_ipv6: Option<Ipv6Addr>,
+    /// Offer extended messages (RFC 8654, up to 65,535 octets); `false` keeps every message
+    /// within 4,096 octets.
+    #[serde(default = "yes")]
+    pub extended_message: bool,
     /// Limits on the prefixes the peer may send, per family (`[[peer.prefix-limit]]`).
     #[serde(default)]
     pub prefix_limit: Vec<PrefixLimit>,
@@ -230,6 +234,7 @@ impl fmt::Debug for Peer {
             .field("graceful_restart", &self.graceful_restart)
             .field("next_hop_ipv4", &self.next_hop_ipv4)
             .field("next_hop_ipv6", &self.next_hop_ipv6)
+            .field("extended_message", &self.extended_message)
             .field("prefix_limit", &self.prefix_limit)
             .finish()
     }

@@ -202,6 +202,9 @@ pub struct PeerSettings {
     /// Hold Timer Expired (the large hold time of OpenSent, RFC 4271 §8.2.2 suggests 4
     /// minutes).
     pub open_hold_time: Duration,
+    /// Offer extended messages (RFC 8654): with both sides offering it, messages up to
+    /// 65,535 octets; without, at most 4,096 octets are accepted or sent. On by default.
+    pub extended_message: bool,
 }
 
 impl Default for PeerSettings {
@@ -227,6 +230,7 @@ impl Default for PeerSettings {
             next_hop_ipv6: None,
             enabled: true,
             open_hold_time: Duration::from_secs(240),
+            extended_message: true,
         }
     }
 }
@@ -268,6 +272,7 @@ impl PeerSettings {
             hold_time: self.hold_time,
             keepalive_time: self.keepalive,
             open_hold_time: self.open_hold_time,
+            extended_message: self.extended_message,
             connect_retry_time: self.connect_retry,
             idle_hold_time: self.idle_hold_time,
             passive: self.passive,
@@ -338,6 +343,7 @@ impl From<&config::Peer> for PeerSettings {
             },
             next_hop_ipv4: p.next_hop_ipv4,
             next_hop_ipv6: p.next_hop_ipv6,
+            extended_message: p.extended_message,
             prefix_limits: p
                 .prefix_limit
                 .iter()

@@ -147,6 +147,29 @@ async fn an_update_over_4096_octets_is_read_when_extended_messages_were_negotiat
     lab.finish_closing(w).await;
 }
 
+/// RFC 8654 §4 and the speaker's message-size limit: with extended messages switched off on
+/// our side, the peer's offer negotiates nothing, and an UPDATE over 4096 octets is a Bad
+/// Message Length (1/2) carrying the length.
+#[tokio::test]
+async fn an_update_over_4096_octets_is_refused_when_we_do_not_offer_extended_messages() {
+    let lab = Lab::start_with(|p| p.extended_message = false).await;
+    let mut caps = raw::default_caps(lab.hostile_as);
+    caps.push(raw::cap(6, &[]));
+    let open = raw::open(lab.hostile_as, 90, lab.hostile_ip, &caps);
+    let mut w = lab.session_with(&open).await;
+    w.read_table().await;
+    let big: Vec<String> = (0..1500u32)
+        .map(|i| format!("100.{}.{}.0/24", 66 + i / 256, i % 256))
+        .collect();
+    let big: Vec<&str> = big.iter().map(String::as_str).collect();
+    let m = lab.good_update(&big);
+    assert!(m.len() > 4096, "{} octets", m.len());
+    w.send(&m).await;
+    let n = lab.expect_reset(&mut w, 1, 2).await;
+    assert_eq!(&n.data[..], &(m.len() as u16).to_be_bytes());
+    lab.finish().await;
+}
+
 /// RFC 4271 §4.1: 4096 octets is the largest message without extended messages, and it is
 /// read.
 #[tokio::test]
