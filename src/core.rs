@@ -161,7 +161,10 @@ impl Announcement {
             (_, Some(IpAddr::V4(v4))) => mp_next_hop = Some(NextHop::Ipv4(v4)),
             (_, Some(IpAddr::V6(v6))) => mp_next_hop = Some(NextHop::Ipv6(v6)),
         }
-        RouteAttributes { attrs, mp_next_hop }
+        RouteAttributes {
+            attrs,
+            mp_next_hop: mp_next_hop.map(Box::new),
+        }
     }
 }
 
@@ -179,7 +182,7 @@ pub struct Route {
 impl Route {
     /// The next hop, from NEXT_HOP or MP_REACH_NLRI.
     pub fn next_hop(&self) -> Option<IpAddr> {
-        match &self.attributes.mp_next_hop {
+        match self.attributes.mp_next_hop.as_deref() {
             Some(NextHop::Ipv4(a)) => Some(IpAddr::V4(*a)),
             Some(NextHop::Ipv6(a)) => Some(IpAddr::V6(*a)),
             Some(NextHop::Ipv6LinkLocal { global, .. }) => Some(IpAddr::V6(*global)),
@@ -672,10 +675,10 @@ fn points_at_us(peer: &bgp_rib::PeerConfig, attrs: &RouteAttributes) -> bool {
     let v4 = |a: Ipv4Addr| peer.local_v4 == Some(a);
     let v6 = |a: Ipv6Addr| peer.local_v6 == Some(a);
     attrs.attrs.next_hop.is_some_and(v4)
-        || match attrs.mp_next_hop {
-            Some(bgp_wire::NextHop::Ipv4(a)) => v4(a),
-            Some(bgp_wire::NextHop::Ipv6(a))
-            | Some(bgp_wire::NextHop::Ipv6LinkLocal { global: a, .. }) => v6(a),
+        || match attrs.mp_next_hop.as_deref() {
+            Some(&bgp_wire::NextHop::Ipv4(a)) => v4(a),
+            Some(&bgp_wire::NextHop::Ipv6(a))
+            | Some(&bgp_wire::NextHop::Ipv6LinkLocal { global: a, .. }) => v6(a),
             _ => false,
         }
 }
@@ -773,7 +776,7 @@ impl Core {
             local_best: HashSet::new(),
             scopes: HashMap::new(),
         }));
-        let rib = Rib::with_sink(
+        let mut rib = Rib::with_sink(
             RibConfig {
                 local_asn: settings.local_asn,
                 router_id: settings.router_id,
@@ -781,6 +784,8 @@ impl Core {
             },
             Box::new(Tracker(shared.clone())),
         );
+        // Only the counts are used: no list of every route a restart marks stale.
+        rib.report_adj_in(false);
         Core {
             accept_all: Arc::new(AtomicBool::new(settings.export_learned)),
             settings,
@@ -1008,7 +1013,7 @@ impl Core {
             Action::RetainStale(family) => {
                 slot.stale.insert(family);
                 let ch = self.rib.mark_stale(source, family);
-                let routes = ch.adj_in.len();
+                let routes = ch.adj_in_changed;
                 let mut out = self.output(ch);
                 if routes > 0 {
                     out.events.push(Event::StaleKept {
@@ -1022,7 +1027,7 @@ impl Core {
             Action::PurgeStale(family) => {
                 slot.stale.remove(family);
                 let ch = self.rib.purge_stale(source, family);
-                let routes = ch.adj_in.len();
+                let routes = ch.adj_in_changed;
                 let mut out = self.output(ch);
                 if routes > 0 {
                     out.events.push(Event::StalePurged {
@@ -1167,20 +1172,22 @@ impl Core {
             return out;
         }
         let scope = a.scope();
-        let scope_changed = {
+        let scope_changed = lock(&self.shared).scopes.get(&key) != scope.as_ref();
+        if scope_changed && self.announced.contains_key(&key) {
+            // The same attributes would not be exported again: re-announce. Withdrawn while
+            // the old scope still decides the export (the RIB computes from it what each
+            // peer was told).
+            let ch = self.rib.withdraw(family, prefix);
+            out.merge(self.output(ch));
+        }
+        if scope_changed {
             let mut s = lock(&self.shared);
-            let old = match &scope {
+            match &scope {
                 Some(sc) => s.scopes.insert(key, sc.clone()),
                 None => s.scopes.remove(&key),
             };
             self.accept_all
                 .store(s.export_learned && s.scopes.is_empty(), Ordering::Relaxed);
-            old != scope
-        };
-        if scope_changed && self.announced.contains_key(&key) {
-            // The same attributes would not be exported again: re-announce.
-            let ch = self.rib.withdraw(family, prefix);
-            out.merge(self.output(ch));
         }
         let attrs = a.attributes(self.graceful_shutdown);
         let ch = self.rib.announce(family, prefix, attrs);
@@ -1196,13 +1203,14 @@ impl Core {
         if self.announced.remove(&key).is_none() {
             return CoreOutput::default();
         }
+        // The scope goes after the route: it decides what the peers were told of it.
+        let ch = self.rib.withdraw(key.0, key.1);
         {
             let mut s = lock(&self.shared);
             s.scopes.remove(&key);
             self.accept_all
                 .store(s.export_learned && s.scopes.is_empty(), Ordering::Relaxed);
         }
-        let ch = self.rib.withdraw(key.0, key.1);
         let mut out = self.output(ch);
         out.changed = true;
         out

@@ -122,11 +122,11 @@ fn set_next_hop_self(r: &mut RouteAttributes, to: &PeerConfig, family: AfiSafi) 
         }
     }
     r.attrs.next_hop = None;
-    r.mp_next_hop = Some(match (family.afi, to.local_v4, to.local_v6) {
+    r.mp_next_hop = Some(Box::new(match (family.afi, to.local_v4, to.local_v6) {
         (Afi::IPV4, Some(v4), _) => NextHop::Ipv4(v4),
         (_, _, Some(v6)) => NextHop::Ipv6(v6),
         _ => return None,
-    });
+    }));
     Some(())
 }
 

@@ -14,8 +14,9 @@ use crate::table::{FastBuild, FastMap};
 pub struct RouteAttributes {
     /// The path attributes (NEXT_HOP inside for IPv4 unicast in the NLRI field).
     pub attrs: PathAttributes,
-    /// The MP_REACH_NLRI next hop, for every other family.
-    pub mp_next_hop: Option<NextHop>,
+    /// The MP_REACH_NLRI next hop, for every other family. Boxed: most routes (IPv4
+    /// unicast) have none, and an interned set is 32 octets smaller for it.
+    pub mp_next_hop: Option<Box<NextHop>>,
 }
 
 impl RouteAttributes {
@@ -30,21 +31,6 @@ impl RouteAttributes {
 
 /// A shared, interned attribute set. Compare with [`Arc::ptr_eq`].
 pub type Attrs = Arc<RouteAttributes>;
-
-#[derive(Debug)]
-enum Bucket {
-    One(Attrs),
-    Many(Vec<Attrs>),
-}
-
-impl Bucket {
-    fn as_slice(&self) -> &[Attrs] {
-        match self {
-            Bucket::One(a) => std::slice::from_ref(a),
-            Bucket::Many(v) => v,
-        }
-    }
-}
 
 fn content_hash(a: &RouteAttributes) -> u64 {
     let mut h = FastBuild::default().build_hasher();
@@ -61,9 +47,10 @@ fn content_hash(a: &RouteAttributes) -> u64 {
 #[derive(Debug, Default)]
 pub struct AttrStore {
     /// Keyed by the content hash, computed once per set (a growing table then rehashes
-    /// 8-octet keys, not whole attribute sets). Distinct sets with the same hash share a
-    /// bucket.
-    set: FastMap<u64, Bucket>,
+    /// 8-octet keys, not whole attribute sets): 16 octets per set.
+    set: FastMap<u64, Attrs>,
+    /// The rare distinct sets whose hash a set in `set` has already.
+    collisions: FastMap<u64, Vec<Attrs>>,
     len: usize,
     pending: Vec<Attrs>,
     /// Releases since the last full scan (see [`AttrStore::sweep`]).
@@ -79,27 +66,30 @@ impl AttrStore {
     /// The shared copy of these attributes (stored on first use).
     pub fn intern(&mut self, a: RouteAttributes) -> Attrs {
         let h = content_hash(&a);
-        if let Some(b) = self.set.get(&h) {
-            if let Some(x) = b.as_slice().iter().find(|x| ***x == a) {
-                return x.clone();
+        match self.set.get(&h) {
+            Some(x) if **x == a => return x.clone(),
+            Some(_) => {
+                if let Some(x) = self
+                    .collisions
+                    .get(&h)
+                    .and_then(|v| v.iter().find(|x| ***x == a))
+                {
+                    return x.clone();
+                }
             }
+            None => {}
         }
         let arc = Arc::new(RouteAttributes {
             attrs: a.attrs.detached(),
             mp_next_hop: a.mp_next_hop,
         });
         self.len += 1;
-        match self.set.get_mut(&h) {
-            None => {
-                self.set.insert(h, Bucket::One(arc.clone()));
+        match self.set.entry(h) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collisions.entry(h).or_default().push(arc.clone());
             }
-            Some(b) => {
-                let mut v = match std::mem::replace(b, Bucket::Many(Vec::new())) {
-                    Bucket::One(x) => vec![x],
-                    Bucket::Many(v) => v,
-                };
-                v.push(arc.clone());
-                *b = Bucket::Many(v);
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(arc.clone());
             }
         }
         arc
@@ -108,23 +98,34 @@ impl AttrStore {
     /// Removes one set (by identity).
     fn remove(&mut self, a: &Attrs) {
         let h = content_hash(a);
-        let Some(b) = self.set.get_mut(&h) else {
-            return;
-        };
-        match b {
-            Bucket::One(x) if Arc::ptr_eq(x, a) => {
-                self.set.remove(&h);
+        match self.set.get(&h) {
+            Some(x) if Arc::ptr_eq(x, a) => {
+                // One of the colliding sets, if any, takes its place.
+                let next = self.collisions.get_mut(&h).and_then(Vec::pop);
+                if self.collisions.get(&h).is_some_and(Vec::is_empty) {
+                    self.collisions.remove(&h);
+                }
+                match next {
+                    Some(n) => {
+                        self.set.insert(h, n);
+                    }
+                    None => {
+                        self.set.remove(&h);
+                    }
+                }
                 self.len -= 1;
             }
-            Bucket::One(_) => {}
-            Bucket::Many(v) => {
-                let before = v.len();
-                v.retain(|x| !Arc::ptr_eq(x, a));
-                self.len -= before - v.len();
-                if let [only] = v.as_slice() {
-                    *b = Bucket::One(only.clone());
+            Some(_) => {
+                if let Some(v) = self.collisions.get_mut(&h) {
+                    let before = v.len();
+                    v.retain(|x| !Arc::ptr_eq(x, a));
+                    self.len -= before - v.len();
+                    if v.is_empty() {
+                        self.collisions.remove(&h);
+                    }
                 }
             }
+            None => {}
         }
     }
 
@@ -160,31 +161,36 @@ impl AttrStore {
             }
             i = j;
         }
+        pending.clear();
+        // Keep the buffer for the next operation, unless a bulk release made it large.
+        if pending.capacity() <= 4096 {
+            self.pending = pending;
+        }
     }
 
     /// Frees every set that only the store holds (a full scan; for tests and audits).
     pub fn sweep_all(&mut self) {
-        self.pending.clear();
+        self.pending = Vec::new();
         self.released = 0;
-        let mut len = 0;
-        self.set.retain(|_, b| {
-            match b {
-                Bucket::One(a) => {
-                    if Arc::strong_count(a) == 1 {
-                        return false;
-                    }
-                }
-                Bucket::Many(v) => {
-                    v.retain(|a| Arc::strong_count(a) > 1);
-                    if v.is_empty() {
-                        return false;
-                    }
-                }
+        let mut collisions = std::mem::take(&mut self.collisions);
+        for v in collisions.values_mut() {
+            v.retain(|a| Arc::strong_count(a) > 1);
+        }
+        collisions.retain(|_, v| !v.is_empty());
+        let mut promoted = Vec::new();
+        self.set.retain(|h, a| {
+            if Arc::strong_count(a) > 1 {
+                return true;
             }
-            len += b.as_slice().len();
-            true
+            if let Some(n) = collisions.get_mut(h).and_then(Vec::pop) {
+                promoted.push((*h, n));
+            }
+            false
         });
-        self.len = len;
+        collisions.retain(|_, v| !v.is_empty());
+        self.set.extend(promoted);
+        self.collisions = collisions;
+        self.len = self.set.len() + self.collisions.values().map(Vec::len).sum::<usize>();
     }
 
     /// The number of distinct attribute sets held.

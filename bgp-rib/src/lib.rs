@@ -12,8 +12,11 @@
 //! - [`adj_in`]: a peer's Adj-RIB-In as a view of its paths in that table, stale marks
 //!   (graceful restart, long-lived graceful restart), route counts for max-prefix.
 //! - [`best`]: the RFC 4271 §9.1 decision process and the multipath set.
-//! - [`adj_out`]: what each peer was told and should have, drained as packed UPDATEs, and
-//!   re-sent in full on a route refresh ([`Rib::refresh_out`]).
+//! - [`adj_out`]: what each peer is owed: only the prefixes that changed since they were
+//!   written, each with what the peer was told (what it holds otherwise is the export of the
+//!   Loc-RIB, so a peer that is up to date costs nothing per prefix), drained as packed
+//!   UPDATEs in their current state, and re-sent in full on a route refresh
+//!   ([`Rib::refresh_out`]).
 //! - [`policy`]: import/export policies and the route sink, small synchronous traits.
 //! - [`rib`]: all of it wired together, with the import checks, the export rules and the
 //!   local origin table.

@@ -8,6 +8,7 @@
 //! paths hold them in one boxed vector. A peer's Adj-RIB-In is the view of its paths in this
 //! table ([`AdjRibIn`](crate::AdjRibIn)), so a route costs one entry, not two.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bgp_wire::{Afi, AfiSafi, Nlri};
@@ -95,21 +96,140 @@ impl Paths {
     }
 }
 
+/// How a key picks its shard: a multiplicative hash independent of the maps' own hasher
+/// (whose top bits hashbrown uses inside each shard).
+pub(crate) trait ShardKey: Copy + Eq + std::hash::Hash {
+    fn shard(&self) -> usize;
+}
+
+const SHARD_BITS: u32 = 6;
+/// The number of shards of a [`Sharded`] map.
+const SHARDS: usize = 1 << SHARD_BITS;
+
+#[inline]
+fn shard_of(x: u64) -> usize {
+    (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SHARD_BITS)) as usize
+}
+
+impl ShardKey for K4 {
+    #[inline]
+    fn shard(&self) -> usize {
+        shard_of(u64::from(self.addr) << 8 | u64::from(self.len))
+    }
+}
+
+impl ShardKey for K6 {
+    #[inline]
+    fn shard(&self) -> usize {
+        let [a, b, c, d] = self.addr.map(u64::from);
+        shard_of((a << 32 | b) ^ (c << 32 | d).rotate_left(17) ^ u64::from(self.len))
+    }
+}
+
+/// A hash map split into [`SHARDS`] maps by key: each grows on its own, so that growing a
+/// large table never holds the old and the new copy of all of it at once (a single
+/// 1,000,000-prefix map briefly needs 26 MB more while it doubles; a shard 1/64 of that).
+#[derive(Debug)]
+pub(crate) struct Sharded<K, V> {
+    shards: Box<[FastMap<K, V>]>,
+    len: usize,
+}
+
+impl<K: ShardKey, V> Default for Sharded<K, V> {
+    fn default() -> Self {
+        Sharded {
+            shards: (0..SHARDS).map(|_| FastMap::default()).collect(),
+            len: 0,
+        }
+    }
+}
+
+impl<K: ShardKey, V> Sharded<K, V> {
+    #[inline]
+    fn shard(&self, k: &K) -> Option<&FastMap<K, V>> {
+        self.shards.get(k.shard())
+    }
+
+    #[inline]
+    fn shard_mut(&mut self, k: &K) -> Option<&mut FastMap<K, V>> {
+        self.shards.get_mut(k.shard())
+    }
+
+    fn get(&self, k: &K) -> Option<&V> {
+        self.shard(k)?.get(k)
+    }
+
+    fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+        self.shard_mut(k)?.get_mut(k)
+    }
+
+    fn insert(&mut self, k: K, v: V) -> bool {
+        let Some(t) = self.shard_mut(&k) else {
+            return false;
+        };
+        if t.insert(k, v).is_none() {
+            self.len += 1;
+        }
+        true
+    }
+
+    fn remove(&mut self, k: &K) -> Option<V> {
+        let t = self.shard_mut(k)?;
+        let v = t.remove(k)?;
+        shrink(t);
+        self.len -= 1;
+        Some(v)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.shards.iter().flat_map(|t| t.iter())
+    }
+
+    fn retain(&mut self, mut f: impl FnMut(&K, &mut V) -> bool) {
+        let mut len = 0;
+        for t in self.shards.iter_mut() {
+            t.retain(&mut f);
+            shrink(t);
+            len += t.len();
+        }
+        self.len = len;
+    }
+
+    fn drain_all(&mut self, mut f: impl FnMut(V)) {
+        for t in self.shards.iter_mut() {
+            t.drain().for_each(|(_, v)| f(v));
+            // Give the memory back: a table that filled once need not stay that large.
+            *t = FastMap::default();
+        }
+        self.len = 0;
+    }
+}
+
+/// Gives back most of a map's room once three quarters of it are unused (amortised: it
+/// takes as many removals as the shrink moves entries), so that a burst of entries (a whole
+/// table owed to a peer) does not leave an empty table of its size behind.
+fn shrink<K: ShardKey, V>(t: &mut FastMap<K, V>) {
+    let cap = t.capacity();
+    if cap > 64 && t.len() < cap / 4 {
+        t.shrink_to(t.len() * 2);
+    }
+}
+
 /// A map from prefixes of one family to `V`, keyed compactly (8 octets for IPv4, 20 for
 /// IPv6). A prefix of the other address family is never found and never stored.
 #[derive(Debug)]
 pub(crate) enum PrefixMap<V> {
-    V4(FastMap<K4, V>),
-    V6(FastMap<K6, V>),
+    V4(Sharded<K4, V>),
+    V6(Sharded<K6, V>),
 }
 
 impl<V> PrefixMap<V> {
     /// An empty map for a family.
     pub(crate) fn for_family(f: AfiSafi) -> Self {
         if f.afi == Afi::IPV6 {
-            PrefixMap::V6(FastMap::default())
+            PrefixMap::V6(Sharded::default())
         } else {
-            PrefixMap::V4(FastMap::default())
+            PrefixMap::V4(Sharded::default())
         }
     }
 
@@ -130,8 +250,8 @@ impl<V> PrefixMap<V> {
     /// Inserts; false (and `v` dropped) for a prefix of the other address family.
     pub(crate) fn insert(&mut self, p: &IpNet, v: V) -> bool {
         match self {
-            PrefixMap::V4(t) => K4::of(p).map(|k| t.insert(k, v)).is_some(),
-            PrefixMap::V6(t) => K6::of(p).map(|k| t.insert(k, v)).is_some(),
+            PrefixMap::V4(t) => K4::of(p).is_some_and(|k| t.insert(k, v)),
+            PrefixMap::V6(t) => K6::of(p).is_some_and(|k| t.insert(k, v)),
         }
     }
 
@@ -144,8 +264,8 @@ impl<V> PrefixMap<V> {
 
     pub(crate) fn len(&self) -> usize {
         match self {
-            PrefixMap::V4(t) => t.len(),
-            PrefixMap::V6(t) => t.len(),
+            PrefixMap::V4(t) => t.len,
+            PrefixMap::V6(t) => t.len,
         }
     }
 
@@ -164,10 +284,88 @@ impl<V> PrefixMap<V> {
     }
 
     /// Removes everything, handing each value to `f`.
-    pub(crate) fn drain_all(&mut self, mut f: impl FnMut(V)) {
+    pub(crate) fn drain_all(&mut self, f: impl FnMut(V)) {
         match self {
-            PrefixMap::V4(t) => t.drain().for_each(|(_, v)| f(v)),
-            PrefixMap::V6(t) => t.drain().for_each(|(_, v)| f(v)),
+            PrefixMap::V4(t) => t.drain_all(f),
+            PrefixMap::V6(t) => t.drain_all(f),
+        }
+    }
+
+    /// Removes everything, handing each prefix to `f`.
+    pub(crate) fn drain_all_keys(&mut self, mut f: impl FnMut(IpNet)) {
+        match self {
+            PrefixMap::V4(t) => {
+                t.iter().for_each(|(k, _)| f(k.net()));
+                t.drain_all(|_| {});
+            }
+            PrefixMap::V6(t) => {
+                t.iter().for_each(|(k, _)| f(k.net()));
+                t.drain_all(|_| {});
+            }
+        }
+    }
+}
+
+/// A first-in first-out queue of prefixes of one family, as compact keys.
+#[derive(Debug)]
+pub(crate) enum PrefixQueue {
+    V4(VecDeque<K4>),
+    V6(VecDeque<K6>),
+}
+
+impl PrefixQueue {
+    /// An empty queue for a family.
+    pub(crate) fn for_family(f: AfiSafi) -> Self {
+        if f.afi == Afi::IPV6 {
+            PrefixQueue::V6(VecDeque::new())
+        } else {
+            PrefixQueue::V4(VecDeque::new())
+        }
+    }
+
+    /// Appends a prefix (of the queue's address family; others are ignored).
+    pub(crate) fn push(&mut self, p: &IpNet) {
+        match self {
+            PrefixQueue::V4(q) => q.extend(K4::of(p)),
+            PrefixQueue::V6(q) => q.extend(K6::of(p)),
+        }
+    }
+
+    /// Takes the oldest prefix.
+    pub(crate) fn pop(&mut self) -> Option<IpNet> {
+        match self {
+            PrefixQueue::V4(q) => q.pop_front().map(K4::net),
+            PrefixQueue::V6(q) => q.pop_front().map(K6::net),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            PrefixQueue::V4(q) => q.len(),
+            PrefixQueue::V6(q) => q.len(),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Empties the queue and gives its memory back.
+    pub(crate) fn clear(&mut self) {
+        match self {
+            PrefixQueue::V4(q) => *q = VecDeque::new(),
+            PrefixQueue::V6(q) => *q = VecDeque::new(),
+        }
+    }
+
+    /// Gives the memory back once the queue is empty after a burst.
+    pub(crate) fn trim(&mut self) {
+        let big = match self {
+            PrefixQueue::V4(q) => q.is_empty() && q.capacity() > 1024,
+            PrefixQueue::V6(q) => q.is_empty() && q.capacity() > 1024,
+        };
+        if big {
+            self.clear();
         }
     }
 }
@@ -239,6 +437,31 @@ pub(crate) struct SetResult {
     pub(crate) changed: bool,
     /// The change of the best route.
     pub(crate) best: Option<BestChange>,
+}
+
+/// Where the Adj-RIB-In changes of an operation go: counted always, listed when the RIB
+/// reports them ([`crate::Rib::report_adj_in`]).
+pub(crate) struct InLog<'a> {
+    pub(crate) list: Option<&'a mut Vec<InChange>>,
+    pub(crate) changed: usize,
+    /// Per family index: the paths removed.
+    pub(crate) removed: [usize; 4],
+    pub(crate) family: usize,
+}
+
+impl InLog<'_> {
+    /// Records one change (`removed`: the path is gone); `f` builds it when it is listed.
+    pub(crate) fn push(&mut self, removed: bool, f: impl FnOnce() -> InChange) {
+        self.changed += 1;
+        if removed {
+            if let Some(n) = self.removed.get_mut(self.family) {
+                *n += 1;
+            }
+        }
+        if let Some(l) = self.list.as_mut() {
+            l.push(f());
+        }
+    }
 }
 
 /// What a bulk per-source operation does with one path.
@@ -502,7 +725,7 @@ impl LocRib {
         family: AfiSafi,
         source: SourceId,
         mut op: impl FnMut(&mut Candidate) -> PathOp,
-        changes: &mut Vec<InChange>,
+        changes: &mut InLog<'_>,
         best: &mut Vec<BestChange>,
     ) {
         let Some(t) = self.table_mut(family) else {
@@ -531,7 +754,7 @@ impl LocRib {
                                 new: Some(BestRoute::of(c)),
                             });
                         }
-                        changes.push(InChange {
+                        changes.push(false, || InChange {
                             family,
                             nlri,
                             route: Some(AdjEntry {
@@ -543,7 +766,7 @@ impl LocRib {
                     }
                     PathOp::Remove => {
                         store.release(c.attrs.clone());
-                        changes.push(InChange {
+                        changes.push(true, || InChange {
                             family,
                             nlri,
                             route: None,
@@ -574,7 +797,7 @@ impl LocRib {
                     PathOp::Keep => true,
                     PathOp::Changed => {
                         any = true;
-                        changes.push(InChange {
+                        changes.push(false, || InChange {
                             family,
                             nlri,
                             route: Some(AdjEntry {
@@ -587,7 +810,7 @@ impl LocRib {
                     PathOp::Remove => {
                         any = true;
                         store.release(c.attrs.clone());
-                        changes.push(InChange {
+                        changes.push(true, || InChange {
                             family,
                             nlri,
                             route: None,

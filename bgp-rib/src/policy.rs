@@ -36,6 +36,11 @@ pub trait ImportPolicy: Send {
 
 /// Export policy of one peer: applied after the export rules, before the Adj-RIB-Out. The
 /// default accepts everything.
+///
+/// The RIB does not keep what each peer was sent: it computes it again as the export of the
+/// route that was best (see [`crate::adj_out`]). So a decision must depend only on the
+/// arguments and on state that changes with the RIB's own calls: the [`RouteSink`] hears of
+/// a best-route change after the old route's export and before the new one's.
 pub trait ExportPolicy: Send {
     /// Decides on one route.
     fn export(

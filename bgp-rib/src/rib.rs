@@ -5,16 +5,17 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use bgp_wire::{AfiSafi, AfiSafiSet, Asn, Community, Context, Nlri, Update};
+use bgp_wire::{AfiSafi, AfiSafiSet, Asn, Community, Context, Message, Nlri, Update};
+use bgp_wire::{pack_announce, pack_withdraw};
 use bytes::BytesMut;
 use ipnet::IpNet;
 
 use crate::adj_in::{AdjEntry, AdjRibIn, InChange, Staleness};
-use crate::adj_out::{AdjRibOut, Drained};
+use crate::adj_out::{AdjRibOut, Drained, HOLDS, REFRESH, RESEND};
 use crate::best::{Candidate, SourceId, SourceInfo};
 use crate::export::{From, export, otc_ingress};
 use crate::intern::{AttrStore, Attrs, RouteAttributes};
-use crate::loc::{BestChange, LocRib, PathOp};
+use crate::loc::{BestChange, BestRoute, InLog, LocRib, PathOp};
 use crate::policy::{AcceptAll, ExportPolicy, ImportPolicy, PolicyAction, RouteSink};
 use crate::table::{FastMap, PerFamily};
 
@@ -114,8 +115,11 @@ struct PeerState {
 #[derive(Debug, Default)]
 #[must_use]
 pub struct RibChanges {
-    /// Changes of the peer's Adj-RIB-In.
+    /// Changes of the peer's Adj-RIB-In (left empty when [`Rib::report_adj_in`] is off).
     pub adj_in: Vec<InChange>,
+    /// The number of changes of the peer's Adj-RIB-In (counted also when they are not
+    /// listed).
+    pub adj_in_changed: usize,
     /// Real changes of best routes.
     pub best: Vec<BestChange>,
     /// The families whose max-prefix limit the peer exceeded.
@@ -128,6 +132,7 @@ impl RibChanges {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
         self.adj_in.is_empty()
+            && self.adj_in_changed == 0
             && self.best.is_empty()
             && self.max_prefix_exceeded.is_empty()
             && self.end_of_rib.is_none()
@@ -149,6 +154,13 @@ pub struct Rib {
     /// run and the result is interned once per set, not per prefix. Cleared by every
     /// operation (no attribute set is freed during one, so the pointers stay valid).
     export_memo: Memo,
+    /// While a local route's peer scope is being replaced: the scope it had, which decides
+    /// what the peers were told of it.
+    scope_before: Option<(AfiSafi, IpNet, Option<Scope>)>,
+    /// What each peer was told of a changing prefix (reused between changes).
+    told_buf: Vec<(u16, Option<Attrs>)>,
+    /// List the Adj-RIB-In changes in [`RibChanges::adj_in`].
+    report_adj_in: bool,
     sink: Box<dyn RouteSink>,
 }
 
@@ -178,6 +190,9 @@ impl Rib {
             peers: vec![None],
             local_scope: PerFamily::default(),
             export_memo: Memo::default(),
+            scope_before: None,
+            told_buf: Vec::new(),
+            report_adj_in: true,
             sink,
         }
     }
@@ -185,8 +200,16 @@ impl Rib {
     /// Starts a public operation: drops the export memo of the previous one, then frees
     /// what it released.
     fn begin(&mut self) {
-        self.export_memo.clear();
+        clear_memo(&mut self.store, &mut self.export_memo);
         self.store.sweep();
+    }
+
+    /// Whether operations list the Adj-RIB-In changes in [`RibChanges::adj_in`] (the
+    /// default) or only count them in [`RibChanges::adj_in_changed`]. An embedder that does
+    /// not look at them saves the list: 48 octets per route when a full table is marked
+    /// stale or purged.
+    pub fn report_adj_in(&mut self, on: bool) {
+        self.report_adj_in = on;
     }
 
     /// Replaces the route sink.
@@ -269,8 +292,8 @@ impl Rib {
         self.export_all_best(peer, families);
     }
 
-    /// Exports every best route of `families` to one peer, as if each had just become best:
-    /// what the peer should have, computed from the Loc-RIB.
+    /// Owes one peer every best route of `families` that it is to be told (a new session:
+    /// the peer holds nothing yet).
     fn export_all_best(&mut self, peer: SourceId, families: AfiSafiSet) {
         let Rib {
             config,
@@ -282,20 +305,27 @@ impl Rib {
             export_memo,
             ..
         } = self;
+        let env = Env { config, local_info };
         for family in families.iter() {
             for (prefix, best) in loc.iter(family) {
-                let change = BestChange {
+                let scope = scope_for(local_scope, family, &prefix, &best);
+                let new = export_route(
+                    &env,
+                    store,
+                    export_memo,
+                    peers,
+                    peer,
                     family,
                     prefix,
-                    old: None,
-                    new: Some(best),
-                };
-                let env = Env {
-                    config,
-                    local_info,
-                    scope: scope_of(local_scope, &change),
-                };
-                Self::export_to(&env, store, export_memo, peers, peer, &change);
+                    &best,
+                    scope,
+                    Override::NONE,
+                );
+                let Some(a) = new else { continue };
+                store.release(a);
+                if let Some(Some(p)) = peers.get_mut(usize::from(peer.0)) {
+                    p.adj_out.owe(store, family, prefix, None, 0);
+                }
             }
         }
     }
@@ -382,30 +412,37 @@ impl Rib {
             return ch;
         }
         if let Some(Some(p)) = self.peers.get(usize::from(peer.0)) {
-            let n: usize = families.iter().filter_map(|f| p.counts.get(*f)).sum();
-            ch.adj_in.reserve(n);
+            if self.report_adj_in {
+                let n: usize = families.iter().filter_map(|f| p.counts.get(*f)).sum();
+                ch.adj_in.reserve(n);
+            }
         }
+        let mut log = InLog {
+            list: self.report_adj_in.then_some(&mut ch.adj_in),
+            changed: 0,
+            removed: [0; 4],
+            family: 0,
+        };
         for family in families {
             let peers = &self.peers;
             let local_info = &self.local_info;
             let lookup = |s: SourceId| lookup_source(peers, local_info, s);
+            log.family = family.index().unwrap_or(usize::MAX);
             self.loc.for_source(
                 &mut self.store,
                 lookup,
                 family,
                 peer,
                 &mut op,
-                &mut ch.adj_in,
+                &mut log,
                 &mut ch.best,
             );
         }
+        let (changed, removed) = (log.changed, log.removed);
+        ch.adj_in_changed += changed;
         if let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) {
-            for c in &ch.adj_in {
-                if c.route.is_none() {
-                    if let Some(n) = p.counts.get_mut(c.family) {
-                        *n = n.saturating_sub(1);
-                    }
-                }
+            for (n, r) in p.counts.0.iter_mut().zip(removed) {
+                *n = n.saturating_sub(r);
             }
         }
         for b in &ch.best {
@@ -430,7 +467,9 @@ impl Rib {
             return ch;
         }
         let n = update.prefix_count();
-        ch.adj_in.reserve(n);
+        if self.report_adj_in {
+            ch.adj_in.reserve(n);
+        }
         ch.best.reserve(n);
         for (family, nlri) in update.withdrawn_all() {
             self.set_path(peer, family, nlri, None, &mut ch);
@@ -493,7 +532,7 @@ impl Rib {
                 Some((f, a)) if *f == family => a.clone(),
                 _ => {
                     let mp_next_hop = match &update.mp_reach {
-                        Some(m) if m.family == family => Some(m.next_hop.clone()),
+                        Some(m) if m.family == family => Some(Box::new(m.next_hop.clone())),
                         _ => None,
                     };
                     let mut a = update.attributes.clone();
@@ -584,11 +623,14 @@ impl Rib {
                 }
             }
         }
-        ch.adj_in.push(InChange {
-            family,
-            nlri,
-            route: entry,
-        });
+        ch.adj_in_changed += 1;
+        if self.report_adj_in {
+            ch.adj_in.push(InChange {
+                family,
+                nlri,
+                route: entry,
+            });
+        }
         if let Some(b) = r.best {
             self.propagate(b, ch);
         }
@@ -638,7 +680,10 @@ impl Rib {
                     Some(n) => t.insert(prefix, n.clone()),
                     None => t.remove(&prefix),
                 };
-                old != new
+                let changed = old != new;
+                // What the peers were told of the route depends on the scope it had.
+                self.scope_before = Some((family, prefix, old));
+                changed
             }
             None => false,
         };
@@ -650,12 +695,13 @@ impl Rib {
                 let change = BestChange {
                     family,
                     prefix,
-                    old: None,
+                    old: Some(best.clone()),
                     new: Some(best),
                 };
-                self.export_all(&change);
+                self.export_all(&change, false);
             }
         }
+        self.scope_before = None;
         ch
     }
 
@@ -687,9 +733,56 @@ impl Rib {
             return false;
         };
         match &p.session {
-            Some((_, families)) if families.contains(family) => p.adj_out.refresh(family),
-            _ => false,
+            Some((_, families)) if families.contains(family) => {}
+            _ => return false,
         }
+        if !p.adj_out.refresh_mark_owed(family) {
+            return false;
+        }
+        // The prefixes the peer holds in their current state: owed again, as they are.
+        let Rib {
+            config,
+            store,
+            loc,
+            local_info,
+            peers,
+            local_scope,
+            export_memo,
+            ..
+        } = self;
+        let env = Env { config, local_info };
+        for (prefix, best) in loc.iter(family) {
+            let owed = match peers.get(usize::from(peer.0)) {
+                Some(Some(p)) => p.adj_out.is_owed(family, &prefix),
+                _ => return false,
+            };
+            if owed {
+                continue;
+            }
+            let scope = scope_for(local_scope, family, &prefix, &best);
+            let held = export_route(
+                &env,
+                store,
+                export_memo,
+                peers,
+                peer,
+                family,
+                prefix,
+                &best,
+                scope,
+                Override::NONE,
+            );
+            let Some(a) = held else { continue };
+            store.release(a);
+            if let Some(Some(p)) = peers.get_mut(usize::from(peer.0)) {
+                p.adj_out
+                    .owe(store, family, prefix, None, HOLDS | RESEND | REFRESH);
+            }
+        }
+        if let Some(Some(p)) = peers.get_mut(usize::from(peer.0)) {
+            p.adj_out.refresh_started(family);
+        }
+        true
     }
 
     /// Whether a re-advertisement started by [`Rib::refresh_out`] is still to be drained.
@@ -710,24 +803,35 @@ impl Rib {
         self.begin();
         let mut ch = RibChanges::default();
         let local_asn = self.config.local_asn;
-        let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) else {
+        let Some(Some(p)) = self.peers.get(usize::from(peer.0)) else {
             return ch;
         };
         if p.config == config {
             return ch;
         }
-        let old_info = p.info;
-        let old_rr_client = p.config.rr_client;
-        p.info = SourceInfo {
+        let info = SourceInfo {
             local: false,
             ibgp: config.asn == local_asn,
             asn: config.asn,
             router_id: config.router_id,
             address: config.address,
         };
+        let info_changed = p.info != info;
+        let from_changed = info_changed || p.config.rr_client != config.rr_client;
+        // Before anything changes, while what the peers were told can still be computed:
+        // the prefixes whose export to the peer changes are owed to it...
+        self.owe_export_changes(peer, &config, info);
+        if from_changed {
+            // ...and the others are owed the routes it sent (reflection and the export
+            // rules look at where a route comes from).
+            self.owe_routes_of(peer);
+        }
+        clear_memo(&mut self.store, &mut self.export_memo);
+        let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) else {
+            return ch;
+        };
+        p.info = info;
         p.config = config;
-        let info_changed = p.info != old_info;
-        let from_changed = info_changed || p.config.rr_client != old_rr_client;
         for (f, n) in p.counts.iter() {
             if p.config.max_prefix.is_some_and(|m| *n > m) {
                 ch.max_prefix_exceeded.push(f);
@@ -739,15 +843,95 @@ impl Rib {
             let bulk = self.bulk(peer, AfiSafi::KNOWN.to_vec(), |_| PathOp::Changed);
             ch.best = bulk.best;
         }
-        let families = match self.peers.get(usize::from(peer.0)) {
+        ch
+    }
+
+    /// Owes the peer every prefix whose export changes when its settings become `config`
+    /// and its identity `info`, with what it was told under the current ones.
+    fn owe_export_changes(&mut self, peer: SourceId, config: &PeerConfig, info: SourceInfo) {
+        let Rib {
+            config: rib_config,
+            store,
+            loc,
+            local_info,
+            peers,
+            local_scope,
+            export_memo,
+            ..
+        } = self;
+        let families = match peers.get(usize::from(peer.0)) {
             Some(Some(PeerState {
                 session: Some((_, families)),
                 ..
             })) => *families,
-            _ => AfiSafiSet::EMPTY,
+            _ => return,
         };
-        // What the peer should have: every best route, exported with its new settings.
-        self.export_all_best(peer, families);
+        let env = Env {
+            config: rib_config,
+            local_info,
+        };
+        let mut memo_new = Memo::default();
+        let ov = Override {
+            to: Some((peer, config)),
+            from: Some((peer, info, config.rr_client)),
+        };
+        for family in families.iter() {
+            for (prefix, best) in loc.iter(family) {
+                match peers.get_mut(usize::from(peer.0)) {
+                    Some(Some(p)) => {
+                        if p.adj_out.touch(family, prefix) {
+                            continue;
+                        }
+                    }
+                    _ => return,
+                }
+                let scope = scope_for(local_scope, family, &prefix, &best);
+                let (e, s, m, ps) = (&env, &mut *store, &mut *export_memo, &mut **peers);
+                let told = export_route(
+                    e,
+                    s,
+                    m,
+                    ps,
+                    peer,
+                    family,
+                    prefix,
+                    &best,
+                    scope,
+                    Override::NONE,
+                );
+                let new = export_route(
+                    e,
+                    s,
+                    &mut memo_new,
+                    ps,
+                    peer,
+                    family,
+                    prefix,
+                    &best,
+                    scope,
+                    ov,
+                );
+                let changed = !same(&told, &new);
+                if let Some(a) = new {
+                    store.release(a);
+                }
+                if !changed {
+                    if let Some(a) = told {
+                        store.release(a);
+                    }
+                    continue;
+                }
+                if let Some(Some(p)) = peers.get_mut(usize::from(peer.0)) {
+                    p.adj_out.owe(store, family, prefix, told, 0);
+                }
+            }
+        }
+        clear_memo(store, &mut memo_new);
+    }
+
+    /// Owes every other peer the prefixes whose best route comes from `peer`, with what they
+    /// were told of them.
+    fn owe_routes_of(&mut self, peer: SourceId) {
         let Rib {
             config,
             store,
@@ -757,45 +941,60 @@ impl Rib {
             export_memo,
             ..
         } = self;
-        if from_changed {
-            // What the others should have of the peer's best routes (reflection and the
-            // export rules look at where a route comes from).
-            for family in AfiSafi::KNOWN {
-                let prefixes: Vec<IpNet> = loc.paths_of(family, peer).map(|(p, _)| p).collect();
-                for prefix in prefixes {
-                    let Some(best) = loc.best(family, &prefix).filter(|b| b.source == peer) else {
+        let env = Env { config, local_info };
+        for family in AfiSafi::KNOWN {
+            for (prefix, best) in loc.iter(family) {
+                if best.source != peer {
+                    continue;
+                }
+                for id in 1..peers.len() {
+                    let Ok(id) = u16::try_from(id) else { break };
+                    if id == peer.0 {
                         continue;
-                    };
-                    let change = BestChange {
+                    }
+                    let to = SourceId(id);
+                    match peers.get_mut(usize::from(id)) {
+                        Some(Some(q)) => {
+                            let up = q.session.as_ref().is_some_and(|(_, f)| f.contains(family));
+                            if !up || q.adj_out.touch(family, prefix) {
+                                continue;
+                            }
+                        }
+                        _ => continue,
+                    }
+                    let told = export_route(
+                        &env,
+                        store,
+                        export_memo,
+                        peers,
+                        to,
                         family,
                         prefix,
-                        old: None,
-                        new: Some(best),
-                    };
-                    let env = Env {
-                        config,
-                        local_info,
-                        scope: None,
-                    };
-                    for id in 1..peers.len() {
-                        let Ok(id) = u16::try_from(id) else { break };
-                        if id != peer.0 {
-                            Self::export_to(&env, store, export_memo, peers, SourceId(id), &change);
-                        }
+                        &best,
+                        None,
+                        Override::NONE,
+                    );
+                    if let Some(Some(q)) = peers.get_mut(usize::from(id)) {
+                        q.adj_out.owe(store, family, prefix, told, 0);
                     }
                 }
             }
         }
-        ch
     }
 
-    /// Appends the UPDATEs the peer is owed (see [`AdjRibOut::drain`]).
+    /// Appends UPDATEs for everything the peer is owed: withdrawals first, then
+    /// announcements grouped by attribute set, each group packed as tightly as the session's
+    /// maximum message size allows; then the End-of-RIB markers that are due, and the
+    /// refreshes that are done are reported.
     pub fn drain(&mut self, peer: SourceId, out: &mut BytesMut) -> Drained {
         self.drain_limited(peer, out, usize::MAX)
     }
 
-    /// Appends UPDATEs for at most `max_prefixes` of what the peer is owed (see
-    /// [`AdjRibOut::drain_limited`]).
+    /// Like [`Rib::drain`], but handles at most `max_prefixes` owed prefixes (the oldest
+    /// first), so that a writer caps its work per wake-up; the rest stays owed. Each prefix
+    /// goes in its current state, exported from the Loc-RIB now. End-of-RIB of a family
+    /// follows only once nothing of it is queued; a refresh is done once the prefixes it
+    /// re-marked are written.
     pub fn drain_limited(
         &mut self,
         peer: SourceId,
@@ -803,21 +1002,144 @@ impl Rib {
         max_prefixes: usize,
     ) -> Drained {
         self.begin();
-        let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) else {
-            return Drained::default();
+        let Rib {
+            config,
+            store,
+            loc,
+            local_info,
+            peers,
+            local_scope,
+            export_memo,
+            ..
+        } = self;
+        let ctx = match peers.get(usize::from(peer.0)) {
+            Some(Some(PeerState {
+                session: Some((ctx, _)),
+                ..
+            })) => *ctx,
+            _ => return Drained::default(),
         };
-        let Some((ctx, _)) = &p.session else {
-            return Drained::default();
-        };
-        p.adj_out
-            .drain_limited(&mut self.store, ctx, out, max_prefixes)
+        let env = Env { config, local_info };
+        let mut d = Drained::default();
+        let mut budget = max_prefixes;
+        for family in AfiSafi::KNOWN {
+            let taken = match peers.get_mut(usize::from(peer.0)) {
+                Some(Some(p)) => p.adj_out.take(family, budget),
+                _ => break,
+            };
+            budget -= taken.len();
+            let mut withdraws: Vec<(IpNet, u8)> = Vec::new();
+            let mut groups: FastMap<usize, (Attrs, Vec<(IpNet, u8)>)> = FastMap::default();
+            let mut settled: Vec<(IpNet, u8, bool)> = Vec::new();
+            for (prefix, told, flags) in taken {
+                let best = loc.best(family, &prefix);
+                let new = best.as_ref().and_then(|b| {
+                    let scope = scope_for(local_scope, family, &prefix, b);
+                    export_route(
+                        &env,
+                        store,
+                        export_memo,
+                        peers,
+                        peer,
+                        family,
+                        prefix,
+                        b,
+                        scope,
+                        Override::NONE,
+                    )
+                });
+                let holds = flags & HOLDS != 0;
+                match new {
+                    None if holds => withdraws.push((prefix, flags)),
+                    // Announced and withdrawn again before the peer heard of it.
+                    None => settled.push((prefix, flags, false)),
+                    Some(a) => {
+                        let unchanged = flags & RESEND == 0
+                            && told.as_ref().is_some_and(|t| Arc::ptr_eq(t, &a));
+                        if unchanged {
+                            settled.push((prefix, flags, true));
+                        } else {
+                            groups
+                                .entry(Arc::as_ptr(&a) as usize)
+                                .or_insert_with(|| (a.clone(), Vec::new()))
+                                .1
+                                .push((prefix, flags));
+                        }
+                        store.release(a);
+                    }
+                }
+            }
+            let Some(Some(p)) = peers.get_mut(usize::from(peer.0)) else {
+                break;
+            };
+            let adj_out = &mut p.adj_out;
+            for (prefix, flags, holds) in settled {
+                adj_out.settle(store, family, &prefix, flags, holds);
+            }
+            if !withdraws.is_empty() {
+                let nlris = withdraws.iter().map(|(p, _)| Nlri::new(*p));
+                match pack_withdraw(&ctx, family, nlris, out) {
+                    Ok(n) => {
+                        d.messages += n;
+                        d.withdrawn += withdraws.len();
+                        for (prefix, flags) in &withdraws {
+                            adj_out.settle(store, family, prefix, *flags, false);
+                        }
+                    }
+                    Err(e) => {
+                        d.errors.push(e);
+                        for (prefix, flags) in &withdraws {
+                            adj_out.park(family, prefix, *flags);
+                        }
+                    }
+                }
+            }
+            for (_, (a, nlris)) in groups {
+                let r = pack_announce(
+                    &ctx,
+                    &a.attrs,
+                    family,
+                    a.mp_next_hop.as_deref(),
+                    nlris.iter().map(|(p, _)| Nlri::new(*p)),
+                    out,
+                );
+                match r {
+                    Ok(n) => {
+                        d.messages += n;
+                        d.announced += nlris.len();
+                        for (prefix, flags) in &nlris {
+                            adj_out.settle(store, family, prefix, *flags, true);
+                        }
+                    }
+                    Err(e) => {
+                        d.errors.push(e);
+                        for (prefix, flags) in &nlris {
+                            adj_out.park(family, prefix, *flags);
+                        }
+                    }
+                }
+                store.release(a);
+            }
+            if adj_out.queue_empty(family) && adj_out.end_of_rib_due(family) {
+                let eor = Message::Update(Update::end_of_rib_marker(family));
+                if eor.encode(&ctx, out).is_ok() {
+                    d.messages += 1;
+                    d.end_of_rib.push(family);
+                }
+                adj_out.end_of_rib_sent(family);
+            }
+            if adj_out.refresh_check(family) {
+                d.refresh_done.push(family);
+            }
+        }
+        d
     }
 
     /// Frees every attribute set no route uses any more, by a full scan of the store. Each
     /// operation already frees, incrementally, what the previous ones released; this is for
     /// audits and tests.
     pub fn sweep(&mut self) {
-        self.export_memo.clear();
+        clear_memo(&mut self.store, &mut self.export_memo);
         self.store.sweep_all();
     }
 
@@ -902,109 +1224,218 @@ impl Rib {
 
     /// Reports a best-route change to the sink and every peer's Adj-RIB-Out.
     fn notify(&mut self, change: &BestChange) {
-        self.sink.best_changed(change);
-        self.export_all(change);
+        self.export_all(change, true);
     }
 
-    /// Runs the export of a best-route change for every peer.
-    fn export_all(&mut self, change: &BestChange) {
-        let env = Env {
-            config: &self.config,
-            local_info: &self.local_info,
-            scope: scope_of(&self.local_scope, change),
+    /// Runs the export of a best-route change for every peer (and reports it to the sink
+    /// with `to_sink`). What each peer was told is the export of the old best route, computed
+    /// before the sink hears of the change, so that a policy whose state follows the sink
+    /// (as the speaker's does) decides as it did when the route was sent; what it should have
+    /// is computed after.
+    fn export_all(&mut self, change: &BestChange, to_sink: bool) {
+        let Rib {
+            config,
+            store,
+            local_info,
+            peers,
+            local_scope,
+            export_memo,
+            scope_before,
+            sink,
+            told_buf,
+            ..
+        } = self;
+        let env = Env { config, local_info };
+        let family = change.family;
+        let prefix = change.prefix;
+        let old_scope = match scope_before {
+            Some((f, p, s)) if *f == family && *p == prefix => s.as_deref(),
+            _ => change
+                .old
+                .as_ref()
+                .and_then(|b| scope_for(local_scope, family, &prefix, b)),
         };
-        for id in 1..self.peers.len() {
+        for id in 1..peers.len() {
             let Ok(id) = u16::try_from(id) else { break };
-            Self::export_to(
-                &env,
-                &mut self.store,
-                &mut self.export_memo,
-                &mut self.peers,
-                SourceId(id),
-                change,
-            );
+            match peers.get_mut(usize::from(id)) {
+                Some(Some(p)) => {
+                    let up = p.session.as_ref().is_some_and(|(_, f)| f.contains(family));
+                    // A prefix owed already stays owed, with what the peer was told.
+                    if !up || p.adj_out.touch(family, prefix) {
+                        continue;
+                    }
+                }
+                _ => continue,
+            }
+            let told = change.old.as_ref().and_then(|b| {
+                export_route(
+                    &env,
+                    store,
+                    export_memo,
+                    peers,
+                    SourceId(id),
+                    family,
+                    prefix,
+                    b,
+                    old_scope,
+                    Override::NONE,
+                )
+            });
+            told_buf.push((id, told));
+        }
+        if to_sink {
+            sink.best_changed(change);
+        }
+        let new_scope = change
+            .new
+            .as_ref()
+            .and_then(|b| scope_for(local_scope, family, &prefix, b));
+        for (id, told) in told_buf.drain(..) {
+            let new = change.new.as_ref().and_then(|b| {
+                export_route(
+                    &env,
+                    store,
+                    export_memo,
+                    peers,
+                    SourceId(id),
+                    family,
+                    prefix,
+                    b,
+                    new_scope,
+                    Override::NONE,
+                )
+            });
+            let changed = !same(&told, &new);
+            if let Some(a) = new {
+                store.release(a);
+            }
+            if !changed {
+                if let Some(a) = told {
+                    store.release(a);
+                }
+                continue;
+            }
+            if let Some(Some(p)) = peers.get_mut(usize::from(id)) {
+                p.adj_out.owe(store, family, prefix, told, 0);
+            }
         }
     }
+}
 
-    /// Runs the export rules and policy of one peer for a best-route change and records the
-    /// result in its Adj-RIB-Out.
-    fn export_to(
-        env: &Env<'_>,
-        store: &mut AttrStore,
-        memo: &mut Memo,
-        peers: &mut [Option<PeerState>],
-        to: SourceId,
-        change: &BestChange,
-    ) {
-        let config = env.config;
-        let from = change.new.as_ref().and_then(|b| {
-            if b.source == SourceId::LOCAL {
-                if env.scope.is_some_and(|s| !s.contains(&to)) {
-                    return None;
-                }
-                Some((*env.local_info, false, b))
-            } else {
-                let p = peers.get(usize::from(b.source.0))?.as_ref()?;
-                Some((p.info, p.config.rr_client, b))
-            }
-        });
-        let Some(Some(p)) = peers.get_mut(usize::from(to.0)) else {
-            return;
-        };
-        let Some((_, families)) = &p.session else {
-            return;
-        };
-        if !families.contains(change.family) {
-            return;
+/// Settings that replace the current ones in one export (a peer's settings being changed).
+#[derive(Clone, Copy)]
+struct Override<'a> {
+    /// The peer exported to, and its settings.
+    to: Option<(SourceId, &'a PeerConfig)>,
+    /// A source, its identity and whether it is a route-reflector client.
+    from: Option<(SourceId, SourceInfo, bool)>,
+}
+
+impl Override<'_> {
+    const NONE: Override<'static> = Override {
+        to: None,
+        from: None,
+    };
+}
+
+/// The attributes `to` is to be told for a best route (export rules, then its export
+/// policy), interned: a reference the caller gives back to the store. `None`: not
+/// advertised to it. Memoised per peer, source and attribute set within one operation.
+#[allow(clippy::too_many_arguments)]
+fn export_route(
+    env: &Env<'_>,
+    store: &mut AttrStore,
+    memo: &mut Memo,
+    peers: &mut [Option<PeerState>],
+    to: SourceId,
+    family: AfiSafi,
+    prefix: IpNet,
+    best: &BestRoute,
+    scope: Option<&[SourceId]>,
+    ov: Override<'_>,
+) -> Option<Attrs> {
+    let (info, rr_client) = if best.source == SourceId::LOCAL {
+        if scope.is_some_and(|s| !s.contains(&to)) {
+            return None;
         }
-        let nlri = Nlri::new(change.prefix);
-        let family_ix = change.family.index().unwrap_or(0) as u8;
-        let should = from.and_then(|(info, rr_client, best)| {
-            let llgr_stale = best.stale == Staleness::LlgrStale;
-            // RFC 9494 §4.5: long-lived stale routes only to peers that negotiated LLGR.
-            if llgr_stale && !p.config.llgr {
-                return None;
+        (*env.local_info, false)
+    } else {
+        match ov.from {
+            Some((id, info, rr)) if id == best.source => (info, rr),
+            _ => {
+                let p = peers.get(usize::from(best.source.0))?.as_ref()?;
+                (p.info, p.config.rr_client)
             }
-            let key = (
-                to.0,
-                best.source.0,
-                Arc::as_ptr(&best.attrs) as usize,
-                family_ix | u8::from(llgr_stale) << 7,
-            );
-            let exported = match memo.get(&key) {
-                Some(v) => v.clone(),
-                None => {
-                    let from = From {
-                        info: &info,
-                        same_peer: best.source == to,
-                        rr_client,
-                    };
-                    let v =
-                        export(config, &p.config, from, change.family, &best.attrs).map(|mut a| {
-                            if llgr_stale {
-                                let c = a.attrs.communities.take().unwrap_or_default();
-                                a.attrs.communities = Some(c.with(Community::LLGR_STALE));
-                            }
-                            store.intern(a)
-                        });
-                    memo.insert(key, v.clone());
-                    v
-                }
+        }
+    };
+    let PeerState {
+        config: own_config,
+        export: policy,
+        ..
+    } = peers.get_mut(usize::from(to.0))?.as_mut()?;
+    let to_config: &PeerConfig = match ov.to {
+        Some((id, c)) if id == to => c,
+        _ => own_config,
+    };
+    let llgr_stale = best.stale == Staleness::LlgrStale;
+    // RFC 9494 §4.5: long-lived stale routes only to peers that negotiated LLGR.
+    if llgr_stale && !to_config.llgr {
+        return None;
+    }
+    let family_ix = family.index().unwrap_or(0) as u8;
+    let key = (
+        to.0,
+        best.source.0,
+        Arc::as_ptr(&best.attrs) as usize,
+        family_ix | u8::from(llgr_stale) << 7,
+    );
+    let exported = match memo.get(&key) {
+        Some(v) => v.clone(),
+        None => {
+            let from = From {
+                info: &info,
+                same_peer: best.source == to,
+                rr_client,
             };
-            let attrs = exported?;
-            match p.export.export(&p.config, change.family, &nlri, &attrs) {
-                PolicyAction::Accept => Some(attrs),
-                PolicyAction::Reject => {
-                    store.release(attrs);
-                    None
+            let v = export(env.config, to_config, from, family, &best.attrs).map(|mut a| {
+                if llgr_stale {
+                    let c = a.attrs.communities.take().unwrap_or_default();
+                    a.attrs.communities = Some(c.with(Community::LLGR_STALE));
                 }
-                PolicyAction::Modify(m) => {
-                    store.release(attrs);
-                    Some(store.intern(m))
-                }
-            }
-        });
-        p.adj_out.set(store, change.family, change.prefix, should);
+                store.intern(a)
+            });
+            memo.insert(key, v.clone());
+            v
+        }
+    };
+    let attrs = exported?;
+    match policy.export(to_config, family, &Nlri::new(prefix), &attrs) {
+        PolicyAction::Accept => Some(attrs),
+        PolicyAction::Reject => {
+            store.release(attrs);
+            None
+        }
+        PolicyAction::Modify(m) => {
+            store.release(attrs);
+            Some(store.intern(m))
+        }
+    }
+}
+
+fn same(a: &Option<Attrs>, b: &Option<Attrs>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+        _ => false,
+    }
+}
+
+/// Empties an export memo, giving its references back to the store.
+fn clear_memo(store: &mut AttrStore, memo: &mut Memo) {
+    for (_, v) in memo.drain() {
+        if let Some(a) = v {
+            store.release(a);
+        }
     }
 }
 
@@ -1020,22 +1451,28 @@ fn lookup_source<'a>(
     }
 }
 
-/// What the export of one change needs besides the peers.
+/// What every export reads besides the peers.
 struct Env<'a> {
     config: &'a RibConfig,
     local_info: &'a SourceInfo,
-    /// The peers a local route is limited to, if it is.
-    scope: Option<&'a [SourceId]>,
 }
 
-type Scopes = PerFamily<FastMap<IpNet, Box<[SourceId]>>>;
+/// The peers a scoped local route goes to.
+type Scope = Box<[SourceId]>;
+
+type Scopes = PerFamily<FastMap<IpNet, Scope>>;
 
 type Memo = FastMap<(u16, u16, usize, u8), Option<Attrs>>;
 
-fn scope_of<'a>(scopes: &'a Scopes, change: &BestChange) -> Option<&'a [SourceId]> {
-    let b = change.new.as_ref()?;
-    if b.source != SourceId::LOCAL {
+/// The peers a best route is limited to: those of a scoped local announcement.
+fn scope_for<'a>(
+    scopes: &'a Scopes,
+    family: AfiSafi,
+    prefix: &IpNet,
+    best: &BestRoute,
+) -> Option<&'a [SourceId]> {
+    if best.source != SourceId::LOCAL {
         return None;
     }
-    scopes.get(change.family)?.get(&change.prefix).map(|s| &**s)
+    scopes.get(family)?.get(prefix).map(|s| &**s)
 }

@@ -371,7 +371,7 @@ fn mp_routes_keep_their_next_hop() {
         .loc_rib()
         .best(AfiSafi::IPV6_UNICAST, &p("2001:db8::/32"))
         .unwrap();
-    assert_eq!(b.attrs.mp_next_hop, Some(nh));
+    assert_eq!(b.attrs.mp_next_hop.as_deref(), Some(&nh));
 }
 
 // ---- best path ----
@@ -1349,4 +1349,181 @@ fn churn_before_a_drain_leaves_no_adj_rib_out_entry_behind() {
     let (d, _) = drain_updates(&mut rib, out);
     assert_eq!((d.announced, d.withdrawn), (0, 0));
     assert_eq!(rib.adj_rib_out(out).map(|a| a.entries()), Some(0));
+}
+
+// ---- proptest: what a peer received is the export of the Loc-RIB ----
+
+/// A peer's view, rebuilt from the UPDATEs it received: prefix -> (AS_PATH, communities,
+/// next hop). Panics on a withdrawal of a prefix it does not hold.
+fn receive(view: &mut std::collections::BTreeMap<IpNet, String>, out: &mut BytesMut) {
+    while let Some((_, m)) = split_message(out, 4096).unwrap() {
+        let Message::Update(u) = Message::decode(m, &Context::default()).unwrap() else {
+            panic!("not an UPDATE")
+        };
+        for (_, n) in u.withdrawn_all() {
+            assert!(
+                view.remove(&n.prefix).is_some(),
+                "withdrawal of {} that the peer does not hold",
+                n.prefix
+            );
+        }
+        let a = &u.attributes;
+        let desc = format!(
+            "{:?} {:?} {:?} {:?} {:?}",
+            a.as_path.as_ref().map(|p| p.to_string()),
+            a.communities,
+            a.next_hop,
+            a.med,
+            a.local_pref
+        );
+        for (_, n) in u.announced() {
+            view.insert(n.prefix, desc.clone());
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Update(usize, PathAttributes, Vec<IpNet>, Vec<IpNet>),
+    Local(IpNet, PathAttributes, Option<bool>),
+    LocalWithdraw(IpNet),
+    Down(usize, bool),
+    Llgr(usize),
+    Purge(usize),
+    Refresh,
+    Prepend(usize),
+    RouterId(usize, u8),
+    Drain(usize),
+}
+
+fn arb_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (
+            0usize..3,
+            arb_route_attrs(),
+            proptest::collection::vec(arb_prefix(), 0..6),
+            proptest::collection::vec(arb_prefix(), 0..3)
+        )
+            .prop_map(|(w, a, ann, wd)| Op::Update(w, a, ann, wd)),
+        2 => (arb_prefix(), arb_route_attrs(), proptest::option::of(any::<bool>()))
+            .prop_map(|(p, a, s)| Op::Local(p, a, s)),
+        1 => arb_prefix().prop_map(Op::LocalWithdraw),
+        1 => (0usize..3, any::<bool>()).prop_map(|(w, r)| Op::Down(w, r)),
+        1 => (0usize..3).prop_map(Op::Llgr),
+        1 => (0usize..3).prop_map(Op::Purge),
+        1 => Just(Op::Refresh),
+        1 => (0usize..3).prop_map(Op::Prepend),
+        1 => (0usize..3, 1u8..9).prop_map(|(w, r)| Op::RouterId(w, r)),
+        4 => (0usize..8).prop_map(Op::Drain),
+    ]
+}
+
+fn out_peer(prepend: usize) -> PeerConfig {
+    let mut c = peer(65010, 20);
+    c.llgr = true;
+    c.prepend = prepend;
+    c
+}
+
+proptest! {
+    /// Random changes of the Loc-RIB (UPDATEs, local routes with and without a peer scope,
+    /// restarts, long-lived stale marks, purges, identity changes of a source, new settings
+    /// towards the peer, route refreshes) with drains of random size in between: once
+    /// everything is drained, the peer holds exactly what a peer that comes up now with the
+    /// same settings is sent (the export of the Loc-RIB), and it was never sent a withdrawal
+    /// of a prefix it did not hold.
+    #[test]
+    fn what_the_peer_received_is_the_export_of_the_loc_rib(
+        ops in proptest::collection::vec(arb_op(), 1..60),
+    ) {
+        let mut rib = Rib::new(cfg());
+        let peers: Vec<SourceId> = (0..3u8)
+            .map(|i| rib.add_peer(peer(65001 + u32::from(i), i + 2)).unwrap())
+            .collect();
+        let mut prepend = 0;
+        let out = rib.add_peer(out_peer(prepend)).unwrap();
+        up(&mut rib, out);
+        let mut view = std::collections::BTreeMap::new();
+        let mut buf = BytesMut::new();
+        for op in &ops {
+            match op {
+                Op::Update(who, a, ann, wd) => {
+                    let s = |v: &Vec<IpNet>| v.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+                    let (ann_s, wd_s) = (s(ann), s(wd));
+                    let ann_r: Vec<&str> = ann_s.iter().map(|x| x.as_str()).collect();
+                    let wd_r: Vec<&str> = wd_s.iter().map(|x| x.as_str()).collect();
+                    let mut a = a.clone();
+                    a.as_path = a.as_path.map(|p| p.prepend(Asn(65001 + *who as u32), 1));
+                    let _ = rib.apply_update(peers[*who], &upd(a, &ann_r, &wd_r));
+                }
+                Op::Local(pfx, a, scope) => {
+                    let attrs = RouteAttributes::new(a.clone());
+                    let _ = match scope {
+                        None => rib.announce(V4, *pfx, attrs),
+                        Some(with_out) => {
+                            // The peer that comes up at the end is `out`'s successor.
+                            let to: Vec<SourceId> = if *with_out {
+                                vec![out, SourceId(out.0 + 1), peers[0]]
+                            } else {
+                                vec![peers[1]]
+                            };
+                            rib.announce_to(V4, *pfx, attrs, &to)
+                        }
+                    };
+                }
+                Op::LocalWithdraw(pfx) => drop(rib.withdraw(V4, *pfx)),
+                Op::Down(who, retain) => drop(rib.peer_down(peers[*who], *retain)),
+                Op::Llgr(who) => drop(rib.mark_llgr_stale(peers[*who], V4)),
+                Op::Purge(who) => drop(rib.purge_stale(peers[*who], V4)),
+                Op::Refresh => prop_assert!(rib.refresh_out(out, V4)),
+                Op::Prepend(n) => {
+                    prepend = *n;
+                    let _ = rib.update_peer_config(out, out_peer(prepend));
+                }
+                Op::RouterId(who, r) => {
+                    let mut c = peer(65001 + *who as u32, *who as u8 + 2);
+                    c.router_id = Ipv4Addr::new(*r, 0, 0, 1);
+                    let _ = rib.update_peer_config(peers[*who], c);
+                }
+                Op::Drain(n) => {
+                    let _ = rib.drain_limited(out, &mut buf, *n);
+                    receive(&mut view, &mut buf);
+                }
+            }
+        }
+        let _ = rib.drain(out, &mut buf);
+        receive(&mut view, &mut buf);
+        prop_assert_eq!(rib.adj_rib_out(out).unwrap().pending(), 0);
+        prop_assert_eq!(rib.adj_rib_out(out).unwrap().entries(), 0);
+        prop_assert_eq!(rib.adj_rib_out(out).unwrap().told_count(V4), view.len());
+        // A new peer with the same settings gets the export of the Loc-RIB.
+        let fresh = rib.add_peer(out_peer(prepend)).unwrap();
+        up(&mut rib, fresh);
+        let mut expected = std::collections::BTreeMap::new();
+        let _ = rib.drain(fresh, &mut buf);
+        receive(&mut expected, &mut buf);
+        prop_assert_eq!(view, expected);
+    }
+}
+
+#[test]
+fn adj_in_changes_can_be_counted_without_the_list() {
+    let mut rib = Rib::new(cfg());
+    rib.report_adj_in(false);
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let ch = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8", "11.0.0.0/8"], &[]));
+    assert_eq!(
+        (ch.adj_in.len(), ch.adj_in_changed, ch.best.len()),
+        (0, 2, 2)
+    );
+    assert!(!ch.is_empty());
+    drop(ch);
+    let ch = rib.peer_down(a, true);
+    assert_eq!((ch.adj_in.len(), ch.adj_in_changed), (0, 2));
+    drop(ch);
+    let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8"], &[]));
+    let ch = rib.purge_stale(a, V4);
+    assert_eq!((ch.adj_in.len(), ch.adj_in_changed), (0, 1));
+    assert_eq!(rib.adj_rib_in(a).unwrap().len(V4), 1);
+    assert!(rib.mark_stale(a, AfiSafi::IPV6_UNICAST).is_empty());
 }
