@@ -296,6 +296,25 @@ fn event_json(e: &Event) -> serde_json::Value {
                 "event": "route-withdrawn", "family": fam(family), "prefix": prefix.to_string(),
             }),
         },
+        Event::PrefixLimitWarning {
+            peer,
+            family,
+            received,
+            limit,
+        } => json!({
+            "event": "prefix-limit-warning", "peer": peer.to_string(), "family": fam(family),
+            "received": received, "limit": limit,
+        }),
+        Event::PrefixLimitExceeded {
+            peer,
+            family,
+            received,
+            limit,
+            session_stopped,
+        } => json!({
+            "event": "prefix-limit-exceeded", "peer": peer.to_string(), "family": fam(family),
+            "received": received, "limit": limit, "session-stopped": session_stopped,
+        }),
         Event::Lagged { missed } => json!({ "event": "lagged", "missed": missed }),
     }
 }
@@ -624,33 +643,4 @@ async fn demo_steps(a_ip: IpAddr, b_ip: IpAddr, port: u16, state: &Path) -> Resu
     a.shutdown(ShutdownOptions::default()).await.map_err(err)?;
     b.shutdown(ShutdownOptions::default()).await.map_err(err)?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_demo_runs_to_the_end_on_loopback() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(demo()).unwrap();
-    }
-
-    #[test]
-    fn events_are_json_objects_with_an_event_name() {
-        let peer = bgp_speaker::PeerId::new("192.0.2.9".parse().unwrap());
-        let e = Event::StalePurged {
-            peer,
-            family: AfiSafi::IPV4_UNICAST,
-            routes: 3,
-        };
-        let v = event_json(&e);
-        assert_eq!(v["event"], "stale-purged");
-        assert_eq!(v["peer"], "192.0.2.9");
-        assert_eq!(v["family"], "ipv4-unicast");
-        assert_eq!(v["routes"], 3);
-    }
 }

@@ -71,6 +71,20 @@ pub struct Global {
     /// [`Global::default_restart_state_file`].
     #[serde(default)]
     pub restart_state_file: Option<PathBuf>,
+    /// Routes whose AS_PATH holds more AS numbers than this are treated as withdrawn.
+    #[serde(default = "default_max_as_path_length")]
+    pub max_as_path_length: u32,
+    /// Routes carrying more path attributes than this are treated as withdrawn.
+    #[serde(default = "default_max_attributes")]
+    pub max_attributes: u32,
+}
+
+fn default_max_as_path_length() -> u32 {
+    1024
+}
+
+fn default_max_attributes() -> u32 {
+    128
 }
 
 impl Default for Global {
@@ -82,6 +96,8 @@ impl Default for Global {
             port: default_port(),
             export_learned: false,
             restart_state_file: None,
+            max_as_path_length: default_max_as_path_length(),
+            max_attributes: default_max_attributes(),
         }
     }
 }
@@ -152,6 +168,38 @@ pub struct Peer {
     /// The next hop for IPv6 routes sent to this peer (default: our local address if IPv6).
     #[serde(default)]
     pub next_hop_ipv6: Option<Ipv6Addr>,
+    /// Offer extended messages (RFC 8654, up to 65,535 octets); `false` keeps every message
+    /// within 4,096 octets.
+    #[serde(default = "yes")]
+    pub extended_message: bool,
+    /// Limits on the prefixes the peer may send, per family (`[[peer.prefix-limit]]`).
+    #[serde(default)]
+    pub prefix_limit: Vec<PrefixLimit>,
+}
+
+/// A limit on the prefixes a peer may send for one family (`[[peer.prefix-limit]]`,
+/// RFC 4486).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PrefixLimit {
+    /// The family (`ipv4-unicast`, `ipv6-unicast`, ...).
+    pub family: Family,
+    /// The most prefixes the peer may hold.
+    pub max: u32,
+    /// Warn at this share of `max`, in percent (1..=100). Default 75.
+    #[serde(default = "default_warning_percent")]
+    pub warning_percent: u8,
+    /// Only warn; never stop the session.
+    #[serde(default)]
+    pub warning_only: bool,
+    /// Seconds after which a session stopped for its limit starts again; absent: it
+    /// stays down until reset.
+    #[serde(default)]
+    pub restart_after: Option<u32>,
+}
+
+fn default_warning_percent() -> u8 {
+    75
 }
 
 impl Peer {
@@ -186,6 +234,8 @@ impl fmt::Debug for Peer {
             .field("graceful_restart", &self.graceful_restart)
             .field("next_hop_ipv4", &self.next_hop_ipv4)
             .field("next_hop_ipv6", &self.next_hop_ipv6)
+            .field("extended_message", &self.extended_message)
+            .field("prefix_limit", &self.prefix_limit)
             .finish()
     }
 }
@@ -470,6 +520,27 @@ impl Config {
                     ),
                 ));
             }
+            for (k, l) in p.prefix_limit.iter().enumerate() {
+                if !(1..=100).contains(&l.warning_percent) {
+                    return Err((
+                        "warning-percent".into(),
+                        format!(
+                            "{}: must be 1..=100",
+                            key(&format!("prefix-limit[{k}].warning-percent"))
+                        ),
+                    ));
+                }
+                if p.prefix_limit[..k].iter().any(|o| o.family == l.family) {
+                    return Err((
+                        "family".into(),
+                        format!(
+                            "{}: {} has a limit already",
+                            key(&format!("prefix-limit[{k}].family")),
+                            l.family.0
+                        ),
+                    ));
+                }
+            }
             if let Some(j) = self.peers[..i]
                 .iter()
                 .position(|q| q.address == p.address && q.port == p.port)
@@ -622,6 +693,41 @@ peers = ["127.0.0.2"]
         let c = Config::from_file(&path).unwrap();
         assert_eq!(c.peers.len(), 1);
         assert_eq!(c.announcements.len(), 2);
+        let l = &c.peers[0].prefix_limit[0];
+        assert_eq!(
+            (l.max, l.warning_percent, l.restart_after),
+            (100_000, 75, Some(300))
+        );
+        assert_eq!(c.global.max_as_path_length, 1024);
+    }
+
+    #[test]
+    fn prefix_limits_are_checked() {
+        let with = |extra: &str| {
+            OK.replace(
+                "[peer.graceful-restart]",
+                &format!("{extra}\n[peer.graceful-restart]"),
+            )
+        };
+        let c = Config::from_toml(
+            &with(
+                "[[peer.prefix-limit]]\nfamily = \"ipv6-unicast\"\nmax = 10\nwarning-only = true",
+            ),
+            "t.toml",
+        )
+        .unwrap();
+        let l = &c.peers[0].prefix_limit[0];
+        assert_eq!(
+            (l.family.0, l.max, l.warning_only),
+            (AfiSafi::IPV6_UNICAST, 10, true)
+        );
+        let e = err(&with(
+            "[[peer.prefix-limit]]\nfamily = \"ipv4-unicast\"\nmax = 10\nwarning-percent = 0",
+        ));
+        assert!(e.message.contains("prefix-limit[0].warning-percent"), "{e}");
+        assert!(e.message.contains("1..=100"), "{e}");
+        let e = err(&with("[[peer.prefix-limit]]\nfamily = \"ipv4-unicast\""));
+        assert!(e.message.contains("max"), "{e}");
     }
 
     #[test]

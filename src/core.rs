@@ -38,6 +38,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bgp_fsm::{Action, DownReason, Negotiated};
@@ -308,6 +309,33 @@ pub enum Event {
         /// The new best route.
         route: Option<Route>,
     },
+    /// A peer holds at least the warning share of its prefix limit for a family. Reported
+    /// once per crossing: again only after its count fell below the threshold.
+    PrefixLimitWarning {
+        /// The peer.
+        peer: PeerId,
+        /// The family.
+        family: AfiSafi,
+        /// Prefixes held from the peer.
+        received: u64,
+        /// The limit.
+        limit: u32,
+    },
+    /// A peer sent more prefixes of a family than its limit. Unless the limit is
+    /// warning-only, the session is stopped with Cease/Maximum Number of Prefixes Reached
+    /// (RFC 4486) and its routes dropped.
+    PrefixLimitExceeded {
+        /// The peer.
+        peer: PeerId,
+        /// The family.
+        family: AfiSafi,
+        /// Prefixes held from the peer.
+        received: u64,
+        /// The limit.
+        limit: u32,
+        /// Whether the session was stopped (the limit is not warning-only).
+        session_stopped: bool,
+    },
     /// The event stream was full and this many events were dropped (the receiver lags).
     Lagged {
         /// How many.
@@ -380,6 +408,30 @@ impl fmt::Display for Event {
                 route: None,
                 ..
             } => write!(f, "route {prefix}: withdrawn"),
+            Event::PrefixLimitWarning {
+                peer,
+                family,
+                received,
+                limit,
+            } => write!(
+                f,
+                "peer {peer}: {received} {family} prefixes, near the limit of {limit}"
+            ),
+            Event::PrefixLimitExceeded {
+                peer,
+                family,
+                received,
+                limit,
+                session_stopped,
+            } => write!(
+                f,
+                "peer {peer}: {received} {family} prefixes, over the limit of {limit}{}",
+                if *session_stopped {
+                    "; session stopped"
+                } else {
+                    ""
+                }
+            ),
             Event::Lagged { missed } => write!(f, "{missed} events dropped (stream full)"),
         }
     }
@@ -401,6 +453,97 @@ pub struct CoreSettings {
     pub export_learned: bool,
     /// Emit [`Event::RouteChanged`] for every best-route change.
     pub loc_rib_events: bool,
+    /// Limits on what a route learned from a peer may carry.
+    pub limits: ImportLimits,
+}
+
+/// Limits on routes learned from peers. A route over a limit is treated as withdrawn (it is
+/// not taken, and a route it would replace goes): the session stays up and the rest of the
+/// UPDATE is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImportLimits {
+    /// The most AS numbers an AS_PATH may hold (counting every segment). Default 1,024:
+    /// more than any real path, prepends included.
+    pub max_as_path_len: usize,
+    /// The most path attributes a route may carry. Default 128: about ten times what real
+    /// routes carry, so in practice a bound on unknown optional transitive attributes.
+    pub max_attributes: usize,
+}
+
+impl Default for ImportLimits {
+    fn default() -> Self {
+        ImportLimits {
+            max_as_path_len: 1024,
+            max_attributes: 128,
+        }
+    }
+}
+
+impl ImportLimits {
+    /// Whether a route with these attributes is within the limits.
+    pub fn allows(&self, attrs: &bgp_wire::attribute::PathAttributes) -> bool {
+        let path_len: usize = attrs
+            .as_path
+            .as_ref()
+            .map_or(0, |p| p.segments().map(|s| s.len()).sum());
+        if path_len > self.max_as_path_len {
+            return false;
+        }
+        let known = [
+            attrs.origin.is_some(),
+            attrs.as_path.is_some(),
+            attrs.next_hop.is_some(),
+            attrs.med.is_some(),
+            attrs.local_pref.is_some(),
+            attrs.atomic_aggregate,
+            attrs.aggregator.is_some(),
+            attrs.communities.is_some(),
+            attrs.originator_id.is_some(),
+            attrs.cluster_list.is_some(),
+            attrs.ext_communities.is_some(),
+            attrs.large_communities.is_some(),
+            attrs.otc.is_some(),
+        ]
+        .into_iter()
+        .filter(|x| *x)
+        .count();
+        known + attrs.unknown.len() <= self.max_attributes
+    }
+}
+
+/// A limit on the prefixes a peer may send for one family (RFC 4486 §4).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrefixLimit {
+    /// The family.
+    pub family: AfiSafi,
+    /// The most prefixes the peer may hold in our Adj-RIB-In for the family.
+    pub max: u32,
+    /// At this share of `max`, in percent, an [`Event::PrefixLimitWarning`] goes out.
+    /// Default 75.
+    pub warning_percent: u8,
+    /// Only report, never stop the session.
+    pub warning_only: bool,
+    /// After a stop, start the session again after this long; `None`: it stays down until
+    /// the peer is reset or enabled again.
+    pub restart_after: Option<std::time::Duration>,
+}
+
+impl PrefixLimit {
+    /// A limit of `max` prefixes for `family`, warning at 75 %, stopping the session and
+    /// keeping it down.
+    pub fn new(family: AfiSafi, max: u32) -> Self {
+        PrefixLimit {
+            family,
+            max,
+            warning_percent: 75,
+            warning_only: false,
+            restart_after: None,
+        }
+    }
+
+    fn warning_at(&self) -> u64 {
+        (u64::from(self.max) * u64::from(self.warning_percent.min(100))).div_ceil(100)
+    }
 }
 
 /// One peer as the core sees it.
@@ -415,6 +558,8 @@ pub struct CorePeer {
     /// We restarted and the peer kept our routes: hold everything (End-of-RIB included)
     /// until [`Core::initial_routes_done`] (RFC 4724 §4.1).
     pub restarting: bool,
+    /// Limits on the prefixes the peer may send, per family.
+    pub prefix_limits: Vec<PrefixLimit>,
 }
 
 /// What a peer task should be told, as a result of a core call.
@@ -424,6 +569,9 @@ pub enum CoreCommand {
     RefreshDone(AfiSafi),
     /// Our initial routes are in: the session may clear its restarting state.
     InitialRoutesSent,
+    /// The peer went over its prefix limit: stop the session (see
+    /// [`bgp_fsm::Input::PrefixLimitExceeded`]).
+    PrefixLimitExceeded(PrefixLimit),
 }
 
 /// What one core call produced.
@@ -441,7 +589,8 @@ pub struct CoreOutput {
 }
 
 impl CoreOutput {
-    fn merge(&mut self, other: CoreOutput) {
+    /// Adds the outcome of another call to this one (events in order, each peer notified once).
+    pub fn merge(&mut self, other: CoreOutput) {
         self.events.extend(other.events);
         for p in other.notify {
             if !self.notify.contains(&p) {
@@ -479,21 +628,60 @@ struct Tracker(Arc<Mutex<ExportShared>>);
 impl RouteSink for Tracker {
     fn best_changed(&mut self, change: &BestChange) {
         let key = (change.family, change.prefix);
-        let mut s = lock(&self.0);
-        match &change.new {
-            Some(b) if b.source == SourceId::LOCAL => {
-                s.local_best.insert(key);
+        let local = |b: &Option<bgp_rib::loc::BestRoute>| {
+            b.as_ref().is_some_and(|b| b.source == SourceId::LOCAL)
+        };
+        // Learned routes replacing learned routes (the bulk of a table) touch nothing here.
+        match (local(&change.old), local(&change.new)) {
+            (_, true) => {
+                lock(&self.0).local_best.insert(key);
             }
-            _ => {
-                s.local_best.remove(&key);
+            (true, false) => {
+                lock(&self.0).local_best.remove(&key);
             }
+            (false, false) => {}
         }
     }
 }
 
-struct PeerExport(Arc<Mutex<ExportShared>>);
+struct PeerExport {
+    shared: Arc<Mutex<ExportShared>>,
+    /// Learned routes are exported and none of ours is scoped or prepended: every route
+    /// goes as it is, without a look at the shared state.
+    accept_all: Arc<AtomicBool>,
+}
 
-impl ImportPolicy for PeerExport {}
+struct PeerImport(ImportLimits);
+
+impl ImportPolicy for PeerImport {
+    fn import(
+        &mut self,
+        peer: &bgp_rib::PeerConfig,
+        _family: AfiSafi,
+        _nlri: &Nlri,
+        attrs: &RouteAttributes,
+    ) -> PolicyAction {
+        if !self.0.allows(&attrs.attrs) || points_at_us(peer, attrs) {
+            PolicyAction::Reject
+        } else {
+            PolicyAction::Accept
+        }
+    }
+}
+
+/// RFC 4271 §6.3: a NEXT_HOP that is our own address is semantically incorrect; the route is
+/// ignored (no NOTIFICATION, the session stays).
+fn points_at_us(peer: &bgp_rib::PeerConfig, attrs: &RouteAttributes) -> bool {
+    let v4 = |a: Ipv4Addr| peer.local_v4 == Some(a);
+    let v6 = |a: Ipv6Addr| peer.local_v6 == Some(a);
+    attrs.attrs.next_hop.is_some_and(v4)
+        || match attrs.mp_next_hop.as_deref() {
+            Some(&bgp_wire::NextHop::Ipv4(a)) => v4(a),
+            Some(&bgp_wire::NextHop::Ipv6(a))
+            | Some(&bgp_wire::NextHop::Ipv6LinkLocal { global: a, .. }) => v6(a),
+            _ => false,
+        }
+}
 
 impl ExportPolicy for PeerExport {
     fn export(
@@ -503,7 +691,10 @@ impl ExportPolicy for PeerExport {
         nlri: &Nlri,
         attrs: &RouteAttributes,
     ) -> PolicyAction {
-        let s = lock(&self.0);
+        if self.accept_all.load(Ordering::Relaxed) {
+            return PolicyAction::Accept;
+        }
+        let s = lock(&self.shared);
         let key = (family, nlri.prefix);
         if !s.local_best.contains(&key) {
             return if s.export_learned {
@@ -540,6 +731,10 @@ struct PeerSlot {
     /// Families whose route refresh the peer asked for and we are still re-sending: the
     /// peer task is told when the drain has written them (EoRR, RFC 7313 §4).
     refresh_asked: AfiSafiSet,
+    /// Families whose prefix-limit warning was reported (re-armed below the threshold).
+    limit_warned: AfiSafiSet,
+    /// Families reported over their prefix limit.
+    limit_exceeded: AfiSafiSet,
 }
 
 /// The core: the RIB and the peers. See the module documentation.
@@ -547,6 +742,7 @@ pub struct Core {
     settings: CoreSettings,
     rib: Rib,
     shared: Arc<Mutex<ExportShared>>,
+    accept_all: Arc<AtomicBool>,
     peers: BTreeMap<PeerId, PeerSlot>,
     by_source: HashMap<SourceId, PeerId>,
     announced: HashMap<(AfiSafi, IpNet), Announcement>,
@@ -591,6 +787,7 @@ impl Core {
         // Only the counts are used: no list of every route a restart marks stale.
         rib.report_adj_in(false);
         Core {
+            accept_all: Arc::new(AtomicBool::new(settings.export_learned)),
             settings,
             rib,
             shared,
@@ -652,8 +849,11 @@ impl Core {
         let p = self.rib_peer(id, config, router_id);
         self.rib.add_peer_with(
             p,
-            Box::new(PeerExport(self.shared.clone())),
-            Box::new(PeerExport(self.shared.clone())),
+            Box::new(PeerImport(self.settings.limits)),
+            Box::new(PeerExport {
+                shared: self.shared.clone(),
+                accept_all: self.accept_all.clone(),
+            }),
         )
     }
 
@@ -674,10 +874,98 @@ impl Core {
                 hold_output,
                 stale: AfiSafiSet::EMPTY,
                 refresh_asked: AfiSafiSet::EMPTY,
+                limit_warned: AfiSafiSet::EMPTY,
+                limit_exceeded: AfiSafiSet::EMPTY,
             },
         );
         out.changed = true;
         Some(out)
+    }
+
+    /// Changes a peer's settings without touching its session or its routes: next hops
+    /// and prefix limits apply from now on (what the peer should have is recomputed and only
+    /// the difference is sent; a lowered limit may be exceeded at once). Unknown peers are
+    /// ignored.
+    pub fn update_peer(&mut self, id: &PeerId, config: CorePeer) -> CoreOutput {
+        let Some(slot) = self.peers.get_mut(id) else {
+            return CoreOutput::default();
+        };
+        let restarting = slot.config.restarting;
+        slot.config = CorePeer {
+            restarting,
+            ..config
+        };
+        let (source, router_id) = (slot.source, slot.router_id);
+        let config = slot.config.clone();
+        let p = self.rib_peer(id, &config, router_id);
+        let ch = self.rib.update_peer_config(source, p);
+        let mut out = self.output(ch);
+        // Its own Adj-RIB-Out may have changed without any best route changing.
+        if let Some(slot) = self.peers.get(id) {
+            let pending = self
+                .rib
+                .adj_rib_out(source)
+                .is_some_and(|a| a.pending() > 0);
+            if pending && slot.negotiated.is_some() && !slot.hold_output && !out.notify.contains(id)
+            {
+                out.notify.push(id.clone());
+            }
+        }
+        self.check_prefix_limits(id, &mut out);
+        out.changed = true;
+        out
+    }
+
+    /// Compares a peer's per-family prefix counts with its limits: warnings, and a stop
+    /// command once a limit is exceeded.
+    fn check_prefix_limits(&mut self, id: &PeerId, out: &mut CoreOutput) {
+        let Some(slot) = self.peers.get_mut(id) else {
+            return;
+        };
+        if slot.config.prefix_limits.is_empty() {
+            return;
+        }
+        let Some(adj_in) = self.rib.adj_rib_in(slot.source) else {
+            return;
+        };
+        for limit in &slot.config.prefix_limits {
+            let f = limit.family;
+            let received = adj_in.len(f) as u64;
+            if received > u64::from(limit.max) {
+                if !slot.limit_exceeded.contains(f) {
+                    slot.limit_exceeded.insert(f);
+                    slot.limit_warned.insert(f);
+                    tracing::warn!(peer = %id, family = %f, received, limit = limit.max,
+                        "maximum number of prefixes exceeded");
+                    out.events.push(Event::PrefixLimitExceeded {
+                        peer: id.clone(),
+                        family: f,
+                        received,
+                        limit: limit.max,
+                        session_stopped: !limit.warning_only,
+                    });
+                    if !limit.warning_only {
+                        out.commands
+                            .push((id.clone(), CoreCommand::PrefixLimitExceeded(limit.clone())));
+                    }
+                }
+            } else {
+                slot.limit_exceeded.remove(f);
+            }
+            if received >= limit.warning_at() {
+                if !slot.limit_warned.contains(f) && !slot.limit_exceeded.contains(f) {
+                    slot.limit_warned.insert(f);
+                    out.events.push(Event::PrefixLimitWarning {
+                        peer: id.clone(),
+                        family: f,
+                        received,
+                        limit: limit.max,
+                    });
+                }
+            } else {
+                slot.limit_warned.remove(f);
+            }
+        }
     }
 
     /// Removes a peer: its routes are withdrawn from the others.
@@ -714,10 +1002,9 @@ impl Core {
             Action::Established(neg) => self.established(peer, *neg),
             Action::UpdateReceived(u) => {
                 let ch = self.rib.apply_update(source, &u);
-                for f in &ch.max_prefix_exceeded {
-                    tracing::warn!(peer = %peer, family = %f, "maximum number of prefixes exceeded");
-                }
-                self.output(ch)
+                let mut out = self.output(ch);
+                self.check_prefix_limits(&peer, &mut out);
+                out
             }
             Action::EndOfRib(family) => CoreOutput {
                 events: vec![Event::EndOfRibReceived { peer, family }],
@@ -899,6 +1186,8 @@ impl Core {
                 Some(sc) => s.scopes.insert(key, sc.clone()),
                 None => s.scopes.remove(&key),
             };
+            self.accept_all
+                .store(s.export_learned && s.scopes.is_empty(), Ordering::Relaxed);
         }
         let attrs = a.attributes(self.graceful_shutdown);
         let ch = self.rib.announce(family, prefix, attrs);
@@ -916,7 +1205,12 @@ impl Core {
         }
         // The scope goes after the route: it decides what the peers were told of it.
         let ch = self.rib.withdraw(key.0, key.1);
-        lock(&self.shared).scopes.remove(&key);
+        {
+            let mut s = lock(&self.shared);
+            s.scopes.remove(&key);
+            self.accept_all
+                .store(s.export_learned && s.scopes.is_empty(), Ordering::Relaxed);
+        }
         let mut out = self.output(ch);
         out.changed = true;
         out
@@ -1179,6 +1473,7 @@ mod tests {
             router_id: Ipv4Addr::new(192, 0, 2, 1),
             export_learned: false,
             loc_rib_events: true,
+            limits: ImportLimits::default(),
         }
     }
 
@@ -1220,6 +1515,7 @@ mod tests {
                 local_v4: Some(Ipv4Addr::new(10, 0, 0, 100)),
                 local_v6: None,
                 restarting,
+                prefix_limits: Vec::new(),
             },
         );
         (c, p)
@@ -1303,6 +1599,7 @@ mod tests {
                     local_v4: Some(Ipv4Addr::new(10, 0, 0, 100)),
                     local_v6: None,
                     restarting: false,
+                    prefix_limits: Vec::new(),
                 },
             );
             let neg = negotiated(65000 + u32::from(n), n);
@@ -1469,6 +1766,7 @@ mod tests {
                         local_v4: None,
                         local_v6: None,
                         restarting: false,
+                        prefix_limits: Vec::new(),
                     },
                 );
                 let neg = negotiated(65000 + u32::from(n), n);
@@ -1492,5 +1790,31 @@ mod tests {
             );
             assert!(c.routes().is_empty());
         }
+    }
+
+    #[test]
+    fn import_limits_count_as_numbers_and_attributes() {
+        use bgp_wire::attribute::{PathAttributes, RawAttribute};
+        let l = ImportLimits {
+            max_as_path_len: 3,
+            max_attributes: 4,
+        };
+        let mut a = PathAttributes::new();
+        a.origin = Some(Origin::Igp);
+        a.as_path = Some(AsPath::from_sequence([Asn(1), Asn(2), Asn(3)]));
+        a.next_hop = Some(Ipv4Addr::new(192, 0, 2, 1));
+        assert!(l.allows(&a));
+        a.as_path = Some(AsPath::from_sequence([Asn(1), Asn(2), Asn(3), Asn(4)]));
+        assert!(!l.allows(&a), "four AS numbers");
+        a.as_path = Some(AsPath::from_sequence([Asn(1)]));
+        let raw = |t| RawAttribute {
+            flags: 0xc0,
+            type_code: t,
+            value: bytes::Bytes::new(),
+        };
+        a.unknown = vec![raw(200)];
+        assert!(l.allows(&a), "four attributes");
+        a.unknown.push(raw(201));
+        assert!(!l.allows(&a), "five attributes");
     }
 }

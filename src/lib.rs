@@ -132,7 +132,7 @@ pub mod transport;
 
 pub use bgp_wire as wire;
 pub use clock::Clock;
-pub use core::{Announcement, Event, Route};
+pub use core::{Announcement, Event, ImportLimits, PrefixLimit, Route};
 pub use listener::Dispatcher;
 pub use peer::{
     MemoryOutbox, Outbox, OutboxHandle, PeerCommand, PeerConfig, PeerContext, PeerEvent,

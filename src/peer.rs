@@ -159,6 +159,16 @@ pub enum PeerCommand {
         /// Families whose forwarding state was preserved.
         forwarding: AfiSafiSet,
     },
+    /// The peer went over a prefix limit: stop the session (Cease/Maximum Number of
+    /// Prefixes Reached), and start again after `restart_after` if set.
+    PrefixLimitExceeded {
+        /// The family.
+        family: AfiSafi,
+        /// The limit.
+        limit: u32,
+        /// Start again after this long.
+        restart_after: Option<Duration>,
+    },
     /// A connection from the peer, accepted by a listener.
     Accepted {
         /// The stream.
@@ -187,6 +197,9 @@ impl fmt::Debug for PeerCommand {
                 forwarding,
             } => write!(f, "RestartState({restarting}, {forwarding:?})"),
             PeerCommand::Accepted { remote, .. } => write!(f, "Accepted({remote})"),
+            PeerCommand::PrefixLimitExceeded { family, limit, .. } => {
+                write!(f, "PrefixLimitExceeded({family}, {limit})")
+            }
         }
     }
 }
@@ -927,9 +940,24 @@ impl PeerTask {
             PeerCommand::RefreshDone(f) => self.input(Input::RefreshDone(f)),
             PeerCommand::ConfigChanged(cfg) => {
                 let session = Box::new(cfg.session.clone());
+                let socket_changed = self.config.socket != cfg.socket;
                 self.config = *cfg;
                 self.input(Input::ConfigChanged(session));
+                if socket_changed && self.rd.is_some() {
+                    // The connection was made with the old socket options: make a new one.
+                    let n = Notification::cease(cease_subcode::OTHER_CONFIGURATION_CHANGE);
+                    self.input(Input::AutomaticStop(n));
+                }
             }
+            PeerCommand::PrefixLimitExceeded {
+                family,
+                limit,
+                restart_after,
+            } => self.input(Input::PrefixLimitExceeded {
+                family,
+                limit,
+                restart_after,
+            }),
             PeerCommand::LivenessDown { keep_routes: true } => {
                 if self.rd.is_some() {
                     self.wbuf.clear();
@@ -992,8 +1020,9 @@ impl PeerTask {
                 // restarted: its OPEN decides.
                 tracing::debug!(%remote, "second connection: reading the peer's OPEN");
                 let open = self.session.build_open();
+                let cfg = self.session.config().clone();
                 let hold = self.config.session.open_hold_time;
-                self.candidate = Some(Box::pin(candidate(stream, open, hold)));
+                self.candidate = Some(Box::pin(candidate(stream, open, cfg, hold)));
             }
         }
     }
@@ -1122,50 +1151,85 @@ async fn write_some(
     }
 }
 
-/// Sends our OPEN on a colliding connection and reads the peer's, within `hold`.
+/// Sends our OPEN on a colliding connection and reads the peer's, within `hold`, and checks
+/// it as the session would (RFC 4271 §6.2, with `cfg`). An OPEN that fails a check, or a
+/// malformed or unexpected message, gets its NOTIFICATION on that connection, which then
+/// closes: the running session is not touched.
 async fn candidate(
     mut stream: BoxTransport,
     ours: Open,
+    cfg: SessionConfig,
     hold: Duration,
 ) -> Result<(BoxTransport, BytesMut, Open), String> {
+    let ctx = Context::default();
     let work = async {
-        let ctx = Context::default();
         let mut out = BytesMut::new();
-        Message::Open(ours)
+        Message::Open(ours.clone())
             .encode(&ctx, &mut out)
-            .map_err(|e| e.to_string())?;
-        stream.write_all(&out).await.map_err(|e| e.to_string())?;
+            .map_err(|e| (e.to_string(), None))?;
+        stream
+            .write_all(&out)
+            .await
+            .map_err(|e| (e.to_string(), None))?;
         let mut buf = BytesMut::with_capacity(ctx.max_message_len);
         loop {
-            match split_message(&mut buf, ctx.max_message_len).map_err(|e| e.to_string())? {
+            let frame = split_message(&mut buf, ctx.max_message_len)
+                .map_err(|e| (e.to_string(), Some(e.notification())))?;
+            match frame {
                 Some((h, msg)) => {
-                    return match Message::decode_body(h, msg.slice(HEADER_LEN..), &ctx) {
-                        Ok(Message::Open(o)) => Ok(o),
-                        Ok(m) => Err(format!("expected OPEN, got {:?}", m.kind())),
-                        Err(e) => Err(e.to_string()),
+                    let open = match Message::decode_body(h, msg.slice(HEADER_LEN..), &ctx) {
+                        Ok(Message::Open(o)) => o,
+                        Ok(m) => {
+                            let n = Notification::new(
+                                bgp_wire::notification::code::FSM,
+                                bgp_wire::notification::fsm_subcode::UNEXPECTED_IN_OPEN_SENT,
+                            );
+                            return Err((format!("expected OPEN, got {:?}", m.kind()), Some(n)));
+                        }
+                        Err(e) => return Err((e.to_string(), Some(e.notification()))),
+                    };
+                    if let Err(n) = bgp_fsm::validate_open(&cfg, &ours, &open) {
+                        return Err((format!("OPEN refused: {n}"), Some(n)));
                     }
-                    .map(|o| (buf, o));
+                    return Ok((buf, open));
                 }
                 None => {
                     let room = ctx.max_message_len - buf.len();
                     let mut limited = (&mut buf).limit(room);
-                    if stream
+                    let n = stream
                         .read_buf(&mut limited)
                         .await
-                        .map_err(|e| e.to_string())?
-                        == 0
-                    {
-                        return Err("closed before OPEN".into());
+                        .map_err(|e| (e.to_string(), None))?;
+                    if n == 0 {
+                        return Err(("closed before OPEN".into(), None));
                     }
                 }
             }
         }
     };
-    match tokio::time::timeout(hold, work).await {
-        Ok(Ok((rest, open))) => Ok((stream, rest, open)),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err("no OPEN within the hold time".into()),
+    let err = match tokio::time::timeout(hold, work).await {
+        Ok(Ok((rest, open))) => return Ok((stream, rest, open)),
+        Ok(Err(e)) => e,
+        Err(_) => {
+            // RFC 4271 §8.2.2: the hold timer expires in OpenSent.
+            let n = Notification::new(bgp_wire::notification::code::HOLD_TIMER_EXPIRED, 0);
+            ("no OPEN within the hold time".into(), Some(n))
+        }
+    };
+    if let (_, Some(n)) = &err {
+        let mut out = BytesMut::new();
+        if Message::Notification(n.clone())
+            .encode(&ctx, &mut out)
+            .is_ok()
+        {
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                stream.write_all(&out).await?;
+                stream.shutdown().await
+            })
+            .await;
+        }
     }
+    Err(err.0)
 }
 
 #[cfg(test)]

@@ -32,8 +32,8 @@ use tokio::time::Instant;
 use crate::clock::Clock;
 use crate::config::{self, Secret};
 use crate::core::{
-    Announcement, Core, CoreCommand, CoreOutbox, CoreOutput, CorePeer, CoreSettings, Event, Route,
-    describe_down,
+    Announcement, Core, CoreCommand, CoreOutbox, CoreOutput, CorePeer, CoreSettings, Event,
+    ImportLimits, PrefixLimit, Route, describe_down,
 };
 use crate::listener::{self, Dispatcher};
 use crate::peer::{
@@ -87,6 +87,8 @@ pub struct GlobalSettings {
     pub command_capacity: usize,
     /// TCP or in memory.
     pub network: Network,
+    /// Limits on routes learned from peers (AS_PATH length, attributes per route).
+    pub limits: ImportLimits,
 }
 
 impl Default for GlobalSettings {
@@ -105,6 +107,7 @@ impl Default for GlobalSettings {
             event_capacity: 1024,
             command_capacity: 64,
             network: Network::Tcp,
+            limits: ImportLimits::default(),
         }
     }
 }
@@ -130,6 +133,10 @@ impl GlobalSettings {
             forwarding_preserved: AfiSafi::KNOWN.into_iter().collect(),
             peers: cfg.peers.iter().map(PeerSettings::from).collect(),
             announcements: cfg.announcements.iter().map(Announcement::from).collect(),
+            limits: ImportLimits {
+                max_as_path_len: g.max_as_path_length as usize,
+                max_attributes: g.max_attributes as usize,
+            },
             ..GlobalSettings::default()
         }
     }
@@ -183,12 +190,21 @@ pub struct PeerSettings {
     pub families: Vec<AfiSafi>,
     /// Graceful restart (RFC 4724, RFC 8538).
     pub graceful_restart: GracefulRestartConfig,
+    /// Limits on the prefixes the peer may send, per family (RFC 4486). None by default.
+    pub prefix_limits: Vec<PrefixLimit>,
     /// Our IPv4 next hop towards this peer (default: the local address, if IPv4).
     pub next_hop_ipv4: Option<Ipv4Addr>,
     /// Our IPv6 next hop towards this peer (default: the local address, if IPv6).
     pub next_hop_ipv6: Option<Ipv6Addr>,
     /// Whether the session runs (a disabled peer stays configured, in Idle).
     pub enabled: bool,
+    /// How long a new connection waits for the peer's OPEN before it is dropped with
+    /// Hold Timer Expired (the large hold time of OpenSent, RFC 4271 §8.2.2 suggests 4
+    /// minutes).
+    pub open_hold_time: Duration,
+    /// Offer extended messages (RFC 8654): with both sides offering it, messages up to
+    /// 65,535 octets; without, at most 4,096 octets are accepted or sent. On by default.
+    pub extended_message: bool,
 }
 
 impl Default for PeerSettings {
@@ -209,9 +225,12 @@ impl Default for PeerSettings {
             ttl_security: None,
             families: Vec::new(),
             graceful_restart: GracefulRestartConfig::default(),
+            prefix_limits: Vec::new(),
             next_hop_ipv4: None,
             next_hop_ipv6: None,
             enabled: true,
+            open_hold_time: Duration::from_secs(240),
+            extended_message: true,
         }
     }
 }
@@ -252,6 +271,8 @@ impl PeerSettings {
             bgp_id: g.router_id,
             hold_time: self.hold_time,
             keepalive_time: self.keepalive,
+            open_hold_time: self.open_hold_time,
+            extended_message: self.extended_message,
             connect_retry_time: self.connect_retry,
             idle_hold_time: self.idle_hold_time,
             passive: self.passive,
@@ -293,6 +314,7 @@ impl PeerSettings {
             local_v4: self.next_hop_ipv4.or(v4),
             local_v6: self.next_hop_ipv6.or(v6),
             restarting,
+            prefix_limits: self.prefix_limits.clone(),
         }
     }
 }
@@ -321,6 +343,18 @@ impl From<&config::Peer> for PeerSettings {
             },
             next_hop_ipv4: p.next_hop_ipv4,
             next_hop_ipv6: p.next_hop_ipv6,
+            extended_message: p.extended_message,
+            prefix_limits: p
+                .prefix_limit
+                .iter()
+                .map(|l| PrefixLimit {
+                    family: l.family.0,
+                    max: l.max,
+                    warning_percent: l.warning_percent,
+                    warning_only: l.warning_only,
+                    restart_after: l.restart_after.map(|s| Duration::from_secs(u64::from(s))),
+                })
+                .collect(),
             ..PeerSettings::default()
         }
     }
@@ -498,8 +532,11 @@ impl SpeakerHandle {
     }
 
     /// Changes a peer's settings (found by address, port and interface). Returns whether
-    /// the session had to be reset (any change but `enabled` resets it; no change, no
-    /// reset).
+    /// the session had to be reset: only changes to what the OPENs negotiate (AS, hold
+    /// time, keepalive, families, graceful restart) or to the connection (local address,
+    /// password, TTL, GTSM) reset it. Next hops and prefix limits apply at once to a running
+    /// session (only the difference is sent); connect-retry and idle-hold times, and
+    /// passivity, the next time they are used; `enabled` starts or stops the session.
     pub async fn update_peer(&self, peer: PeerSettings) -> Result<bool, SpeakerError> {
         self.call(|r| Command::UpdatePeer(Box::new(peer), r)).await
     }
@@ -615,6 +652,9 @@ fn lock(m: &Mutex<Core>) -> MutexGuard<'_, Core> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Peer events handled under one lock of the core, at most.
+const EVENTS_PER_LOCK: usize = 64;
+
 /// The capacity of the channel from the peer tasks to the speaker task.
 const PEER_EVENT_CAPACITY: usize = 1024;
 
@@ -629,6 +669,7 @@ impl Runner {
             router_id: settings.router_id,
             export_learned: settings.export_learned,
             loc_rib_events: settings.loc_rib_events,
+            limits: settings.limits,
         });
         let core = Arc::new(Mutex::new(core));
         let wake = Arc::new(Notify::new());
@@ -834,16 +875,15 @@ impl Runner {
         let Some(e) = self.peers.get_mut(&id) else {
             return Err(SpeakerError::UnknownPeer(id));
         };
+        let old_cfg = e.settings.peer_config(&self.settings);
         let cfg = s.peer_config(&self.settings);
-        let restarting = lock(&self.core)
-            .peer_counts(&id)
-            .1
-            .eq(&crate::snapshot::GrState::LocalRestarting);
-        let out = lock(&self.core)
-            .add_peer(id.clone(), s.core_peer(restarting))
-            .ok_or(SpeakerError::TooManyPeers)?;
-        self.dispatcher
-            .register(&id, e.handle.commands(), cfg.socket.clone());
+        let reset = old_cfg.session.requires_reset(&cfg.session) || old_cfg.socket != cfg.socket;
+        let out = lock(&self.core).update_peer(&id, s.core_peer(false));
+        if old_cfg.socket != cfg.socket {
+            self.dispatcher
+                .register(&id, e.handle.commands(), cfg.socket.clone());
+        }
+        // The peer task resets the session only when the new settings require it.
         let _ = e
             .handle
             .send(PeerCommand::ConfigChanged(Box::new(cfg)))
@@ -858,7 +898,7 @@ impl Runner {
         }
         e.settings = s;
         self.apply(out).await;
-        Ok(true)
+        Ok(reset)
     }
 
     /// Sets (or, with `None`, removes) the MD5 key for `peer` on every TCP listener.
@@ -892,6 +932,11 @@ impl Runner {
             let cmd = match c {
                 CoreCommand::RefreshDone(f) => PeerCommand::RefreshDone(f),
                 CoreCommand::InitialRoutesSent => PeerCommand::InitialRoutesSent(None),
+                CoreCommand::PrefixLimitExceeded(l) => PeerCommand::PrefixLimitExceeded {
+                    family: l.family,
+                    limit: l.max,
+                    restart_after: l.restart_after,
+                },
             };
             if let Some(e) = self.peers.get(&p) {
                 let _ = e.handle.send(cmd).await;
@@ -941,7 +986,20 @@ impl Runner {
                     }
                 },
                 Some(ev) = self.peer_events.recv() => {
-                    let out = lock(&self.core).handle(ev);
+                    // What else is already waiting is handled under the same lock, and its
+                    // outcome carried out once: fewer lock hand-offs and outbox wake-ups
+                    // while a table arrives.
+                    let out = {
+                        let mut core = lock(&self.core);
+                        let mut out = core.handle(ev);
+                        for _ in 1..EVENTS_PER_LOCK {
+                            match self.peer_events.try_recv() {
+                                Ok(ev) => out.merge(core.handle(ev)),
+                                Err(_) => break,
+                            }
+                        }
+                        out
+                    };
                     self.apply(out).await;
                 }
                 () = self.wake.notified() => {

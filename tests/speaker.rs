@@ -77,7 +77,17 @@ async fn route_changes(events: &mut EventStream, n: usize) -> Vec<(IpNet, bool)>
 }
 
 async fn pair(net: &MemoryNetwork) -> (SpeakerHandle, EventStream, SpeakerHandle, EventStream) {
-    let (a, mut ae) = Speaker::start(settings(net, 1, &[2])).await.unwrap();
+    pair_with(net, |_| {}).await
+}
+
+/// [`pair`], with A's settings changed by `change` first.
+async fn pair_with(
+    net: &MemoryNetwork,
+    change: impl FnOnce(&mut GlobalSettings),
+) -> (SpeakerHandle, EventStream, SpeakerHandle, EventStream) {
+    let mut sa = settings(net, 1, &[2]);
+    change(&mut sa);
+    let (a, mut ae) = Speaker::start(sa).await.unwrap();
     let (b, mut be) = Speaker::start(settings(net, 2, &[1])).await.unwrap();
     up(&mut ae).await;
     up(&mut be).await;
@@ -990,4 +1000,202 @@ async fn rfc7313_4_eorr_follows_a_table_larger_than_the_write_buffer() {
     assert!(again.len() > 10, "in many UPDATEs: {}", again.len());
     assert!(raw.until_quiet(Duration::from_secs(5)).await.is_empty());
     a.shutdown(ShutdownOptions::default()).await.unwrap();
+}
+
+/// Collects events until `pred` matches one, skipping the others.
+async fn wait_event(events: &mut EventStream, pred: impl Fn(&Event) -> bool) -> Event {
+    next_event(events, WAIT, pred).await.expect("event")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_next_hop_applies_without_a_session_reset() {
+    let net = MemoryNetwork::new(64 * 1024);
+    let (a, mut ae, _b, mut be) = pair(&net).await;
+    a.announce(route("10.1.0.0/16")).await.unwrap();
+    route_changes(&mut be, 1).await;
+    let changed = PeerSettings {
+        local_address: Some(ip(1)),
+        next_hop_ipv4: Some(Ipv4Addr::new(192, 0, 2, 99)),
+        ..peer(2)
+    };
+    assert!(
+        !a.update_peer(changed).await.unwrap(),
+        "a next hop needs no reset"
+    );
+    let Event::RouteChanged { route: Some(r), .. } =
+        wait_event(&mut be, |e| matches!(e, Event::RouteChanged { .. })).await
+    else {
+        panic!("no route")
+    };
+    assert_eq!(r.next_hop(), Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 99))));
+    // A slower timer changes nothing on the wire either.
+    let slower = PeerSettings {
+        local_address: Some(ip(1)),
+        next_hop_ipv4: Some(Ipv4Addr::new(192, 0, 2, 99)),
+        connect_retry: Duration::from_secs(30),
+        ..peer(2)
+    };
+    assert!(!a.update_peer(slower).await.unwrap());
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    while let Some(e) = ae.try_recv() {
+        assert!(!matches!(e, Event::PeerDown { .. }), "{e:?}");
+    }
+    assert_eq!(a.snapshot().await.unwrap()[0].flaps, 0);
+}
+
+/// RFC 4486 §4: over the limit, Cease/Maximum Number of Prefixes Reached (inside a Hard
+/// Reset, RFC 8538 §5, as both sides negotiated the N bit): the peer's routes go, and the
+/// session stays down until reset.
+#[tokio::test(start_paused = true)]
+async fn prefix_limit_warns_then_stops_the_session_until_reset() {
+    let mut limit = bgp_speaker::PrefixLimit::new(AfiSafi::IPV4_UNICAST, 3);
+    limit.warning_percent = 50;
+    let net = MemoryNetwork::new(64 * 1024);
+    let (a, mut ae, b, mut be) = pair_with(&net, |s| s.peers[0].prefix_limits = vec![limit]).await;
+    b.announce_all(vec![route("10.1.0.0/16"), route("10.2.0.0/16")])
+        .await
+        .unwrap();
+    let e = wait_event(&mut ae, |e| matches!(e, Event::PrefixLimitWarning { .. })).await;
+    assert!(
+        matches!(
+            e,
+            Event::PrefixLimitWarning {
+                received: 2,
+                limit: 3,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    b.announce_all(vec![route("10.3.0.0/16"), route("10.4.0.0/16")])
+        .await
+        .unwrap();
+    let e = wait_event(&mut ae, |e| matches!(e, Event::PrefixLimitExceeded { .. })).await;
+    assert!(
+        matches!(
+            e,
+            Event::PrefixLimitExceeded {
+                limit: 3,
+                session_stopped: true,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let Event::PeerDown {
+        reason,
+        routes_kept,
+        ..
+    } = wait_event(&mut be, |e| matches!(e, Event::PeerDown { .. })).await
+    else {
+        unreachable!()
+    };
+    assert!(!routes_kept, "a Hard Reset: the peer keeps nothing");
+    let (code, subcode) = reason.code_subcode().expect("a NOTIFICATION");
+    assert_eq!((code, subcode), (6, 9), "Hard Reset: {reason}");
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert!(a.routes().await.unwrap().is_empty(), "its routes went");
+    assert_eq!(
+        a.snapshot().await.unwrap()[0].state,
+        SessionState::Idle,
+        "stays down"
+    );
+    // An operator's reset starts it again (and, as the peer still sends four, it stops
+    // again).
+    b.withdraw(prefix("10.4.0.0/16")).await.unwrap();
+    a.reset_peer(&peer(2).id(), bgp_speaker::Reset::Hard)
+        .await
+        .unwrap();
+    up(&mut ae).await;
+    route_changes(&mut ae, 3).await;
+    assert_eq!(a.routes().await.unwrap().len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn prefix_limit_restarts_after_the_set_time_or_only_warns() {
+    let mut limit = bgp_speaker::PrefixLimit::new(AfiSafi::IPV4_UNICAST, 1);
+    limit.restart_after = Some(Duration::from_secs(120));
+    let net = MemoryNetwork::new(64 * 1024);
+    let first = limit.clone();
+    let (a, mut ae, b, _be) = pair_with(&net, |s| s.peers[0].prefix_limits = vec![first]).await;
+    b.announce_all(vec![route("10.1.0.0/16"), route("10.2.0.0/16")])
+        .await
+        .unwrap();
+    wait_event(&mut ae, |e| matches!(e, Event::PeerDown { .. })).await;
+    let down_at = tokio::time::Instant::now();
+    b.withdraw(prefix("10.2.0.0/16")).await.unwrap();
+    next_event(&mut ae, Duration::from_secs(300), |e| {
+        matches!(e, Event::PeerUp { .. })
+    })
+    .await
+    .expect("up again");
+    let after = down_at.elapsed();
+    assert!(
+        after >= Duration::from_secs(120) && after < Duration::from_secs(130),
+        "{after:?}"
+    );
+    route_changes(&mut ae, 1).await;
+    // Warning only: the limit is reported once, the session stays.
+    limit.warning_only = true;
+    let p = PeerSettings {
+        local_address: Some(ip(1)),
+        prefix_limits: vec![limit],
+        ..peer(2)
+    };
+    assert!(!a.update_peer(p).await.unwrap(), "a limit needs no reset");
+    b.announce(route("10.2.0.0/16")).await.unwrap();
+    let e = wait_event(&mut ae, |e| matches!(e, Event::PrefixLimitExceeded { .. })).await;
+    assert!(
+        matches!(
+            e,
+            Event::PrefixLimitExceeded {
+                session_stopped: false,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(a.routes().await.unwrap().len(), 2);
+    assert_eq!(
+        a.snapshot().await.unwrap()[0].state,
+        SessionState::Established
+    );
+}
+
+/// An AS_PATH longer than the limit: the route is treated as withdrawn (RFC 7606 style:
+/// the session stays, the rest of the UPDATE is kept).
+#[tokio::test(start_paused = true)]
+async fn routes_over_the_as_path_limit_are_treated_as_withdrawn() {
+    let net = MemoryNetwork::new(64 * 1024);
+    let (a, mut ae, b, _be) = pair_with(&net, |s| s.limits.max_as_path_len = 4).await;
+    let mut long = route("10.1.0.0/16");
+    long.as_path_prepend = 5;
+    let mut short = route("10.2.0.0/16");
+    short.as_path_prepend = 2;
+    b.announce_all(vec![short, long]).await.unwrap();
+    let got = route_changes(&mut ae, 1).await;
+    assert_eq!(got, vec![(prefix("10.2.0.0/16"), true)]);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(a.routes().await.unwrap().len(), 1);
+    assert_eq!(a.snapshot().await.unwrap()[0].flaps, 0);
+}
+
+/// RFC 4271 §6.3: a route whose NEXT_HOP is the receiving speaker's own address is ignored,
+/// without a NOTIFICATION; the rest of the peer's routes are taken.
+#[tokio::test(start_paused = true)]
+async fn a_route_with_our_own_address_as_next_hop_is_ignored() {
+    let net = MemoryNetwork::new(64 * 1024);
+    let (a, mut ae, b, _be) = pair(&net).await;
+    b.announce_all(vec![
+        route("10.1.0.0/16").with_next_hop(ip(1)),
+        route("10.2.0.0/16"),
+    ])
+    .await
+    .unwrap();
+    let got = route_changes(&mut ae, 1).await;
+    assert_eq!(got, vec![(prefix("10.2.0.0/16"), true)]);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(a.routes().await.unwrap().len(), 1);
+    assert_eq!(a.snapshot().await.unwrap()[0].flaps, 0);
 }

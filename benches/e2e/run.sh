@@ -24,6 +24,8 @@
 #   --targets     bird, gobgp, frr, speaker (our CLI, current-thread runtime), speaker-mt
 #                 (our CLI, multi-thread runtime)
 #   --summarize F print the tables of a results.jsonl kept with --out (with the --size it ran at)
+#   --check       exit 1 unless every run succeeded (CI runs --size small once, so that the
+#                 benchmark does not rot; it is not a timed test)
 #
 # Must run as root (port 179). Uses 127.0.8.0/24 only (--net 127.0.9 picks another /24): targets
 # .1-.4, injectors .101-.110, monitors .201-.210. Prints one markdown table per scenario on stdout; progress on stderr.
@@ -43,6 +45,7 @@ CHURN_RATE=10000
 CHURN_SECS=""
 GR=0
 SUMMARIZE=""
+CHECK=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --reps) REPS="$2"; shift 2 ;;
@@ -55,6 +58,7 @@ while [ $# -gt 0 ]; do
         --churn-rate) CHURN_RATE="$2"; shift 2 ;;
         --churn-secs) CHURN_SECS="$2"; shift 2 ;;
         --summarize) SUMMARIZE="$2"; shift 2 ;;
+        --check) CHECK=1; shift ;;
         -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
@@ -115,9 +119,22 @@ wait_exit() {
     done
 }
 
+# descendants PID: the ids of the processes PID started, and theirs, deepest first.
+descendants() {
+    local c
+    for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+        descendants "$c"
+        echo "$c"
+    done
+}
+
 stop_all() {
-    local p
-    for p in "${STARTED_PIDS[@]}"; do stop_pid "$p"; done
+    local p d
+    for p in "${STARTED_PIDS[@]}"; do
+        # A profiler wrapper (E2E_SPEAKER_WRAP) may leave its child running: stop the tree.
+        for d in $(descendants "$p"); do kill -TERM "$d" 2>/dev/null || true; done
+        stop_pid "$p"
+    done
 }
 
 cleanup() {
@@ -314,7 +331,10 @@ target_start_speaker_any() {  # DIR ADDR ASN N_INJ N_MON FLAGS...
     } > "$dir/speaker.toml"
     TARGET_VERSION[speaker]="bgp-speaker $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null)"
     TARGET_VERSION[speaker-mt]="${TARGET_VERSION[speaker]} (multi-thread)"
-    "$REPO/target/release/examples/speaker" --config "$dir/speaker.toml" "$@" \
+    # E2E_SPEAKER_WRAP (e.g. "perf record -g -o /tmp/perf.data --") runs the speaker under a
+    # profiler; the CPU and memory columns then measure the wrapper, not the speaker. The
+    # wrapper may not pass SIGTERM on to the speaker: stop_all stops the wrapper's descendants.
+    ${E2E_SPEAKER_WRAP:-} "$REPO/target/release/examples/speaker" --config "$dir/speaker.toml" "$@" \
         >"$dir/speaker.out" 2>&1 &
     TARGET_PID=$!; STARTED_PIDS+=("$TARGET_PID")
 }
@@ -446,6 +466,7 @@ run_once() {
     # Monitors watch for SETTLE + 2 s after converging, then leave by themselves.
     for i in "${mon_pids[@]}"; do wait_exit "$i" 15; stop_pid "$i"; done
     for i in "${inj_pids[@]}"; do stop_pid "$i"; done
+    for i in $(descendants "$TARGET_PID"); do kill -TERM "$i" 2>/dev/null || true; done
     stop_pid "$TARGET_PID"
     python3 - "$dir" "$ninj" "$nmon" "${extra[@]}" >> "$RESULTS" <<PY
 import json, sys
@@ -585,3 +606,10 @@ for s in "${SCENARIO_LIST[@]}"; do
 done
 
 summarize "$RESULTS" "$SIZE"
+# --check (CI's smoke run): fail unless every run of every target succeeded.
+if [ "$CHECK" = 1 ]; then
+    if grep -q '"ok": false' "$RESULTS" || ! grep -q '"ok": true' "$RESULTS"; then
+        log "check failed: a run did not succeed"
+        exit 1
+    fi
+fi

@@ -109,6 +109,32 @@ impl Default for SessionConfig {
     }
 }
 
+impl SessionConfig {
+    /// Whether moving a running session from `self` to `new` needs the session reset: true
+    /// when anything that goes into our OPEN or into what the OPENs negotiate differs.
+    /// Timers that only run outside Established (connect retry, idle hold, open hold,
+    /// delay open), passivity, the send hold timer, the End-of-RIB deferral and the jitter
+    /// seed take effect the next time they are used, without a reset.
+    pub fn requires_reset(&self, new: &SessionConfig) -> bool {
+        let carried = SessionConfig {
+            open_hold_time: new.open_hold_time,
+            connect_retry_time: new.connect_retry_time,
+            passive: new.passive,
+            delay_open: new.delay_open,
+            allow_automatic_start: new.allow_automatic_start,
+            damp_peer_oscillations: new.damp_peer_oscillations,
+            idle_hold_time: new.idle_hold_time,
+            max_idle_hold_time: new.max_idle_hold_time,
+            send_hold_time: new.send_hold_time,
+            wait_for_initial_routes: new.wait_for_initial_routes,
+            eor_deferral_time: new.eor_deferral_time,
+            jitter_seed: new.jitter_seed,
+            ..self.clone()
+        };
+        carried != *new
+    }
+}
+
 /// Graceful restart in both roles (RFC 4724), with RFC 8538 and long-lived GR (RFC 9494).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GracefulRestartConfig {

@@ -162,7 +162,12 @@ impl GrMachine {
                 continue;
             };
             if retention == Retention::Purge || !cfg.enabled {
+                // Routes still stale from an earlier restart go with this session too.
+                let was_stale = s.phase != Phase::Fresh;
                 *s = FamilyState::default();
+                if was_stale {
+                    out.push(Action::PurgeStale(f));
+                }
                 continue;
             }
             if gr_families.contains(f) && !restart.is_zero() {
@@ -196,7 +201,11 @@ impl GrMachine {
                 out.push(Action::RetainStale(f));
                 out.push(Action::MarkLlgrStale(f));
             } else {
+                let was_stale = s.phase != Phase::Fresh;
                 *s = FamilyState::default();
+                if was_stale {
+                    out.push(Action::PurgeStale(f));
+                }
             }
         }
     }
@@ -676,5 +685,26 @@ mod tests {
         out.clear();
         g.purge_all(&mut out);
         assert!(out.is_empty());
+    }
+
+    /// A session that ends without retention (a Hard Reset, RFC 8538 §5) while routes are
+    /// still stale from an earlier restart: those go too, with a PurgeStale the RIB acts on.
+    #[test]
+    fn a_purging_down_during_an_earlier_restart_purges_what_is_still_stale() {
+        let n = neg(vec![], vec![gr_cap(100, &[(V4, true)])]);
+        let mut g = GrMachine::default();
+        assert_eq!(down(&mut g, 0, &n), vec![Action::RetainStale(V4)]);
+        // Back, waiting for End-of-RIB.
+        let _ = up(&mut g, 10, &n);
+        let mut out = vec![];
+        g.session_down(
+            Time::from_secs(20),
+            &n,
+            &GracefulRestartConfig::default(),
+            Retention::Purge,
+            &mut out,
+        );
+        assert_eq!(out, vec![Action::PurgeStale(V4)]);
+        assert_eq!(g.phase(V4), Phase::Fresh);
     }
 }

@@ -143,9 +143,23 @@ pub enum Input {
         /// Families whose forwarding state was preserved.
         forwarding: AfiSafiSet,
     },
-    /// New configuration: a session past Idle is closed with Cease/Other Configuration Change
-    /// and restarts with it.
+    /// New configuration. When [`SessionConfig::requires_reset`] says so, a session past Idle
+    /// is closed with Cease/Other Configuration Change and restarts with it; otherwise the
+    /// new settings are taken as they are and apply the next time they are used.
     ConfigChanged(Box<SessionConfig>),
+    /// The peer sent more prefixes of `family` than the configured `limit` (RFC 4486 §4):
+    /// Cease/Maximum Number of Prefixes Reached, with the family and the limit as data, inside
+    /// a Hard Reset when the N bit was negotiated (RFC 8538 §5), so that neither side keeps
+    /// the routes. The session then stays in Idle: with `restart_after` it starts again once
+    /// that time passed, without, only on [`Input::ManualStart`] or [`Input::HardReset`].
+    PrefixLimitExceeded {
+        /// The family over its limit.
+        family: AfiSafi,
+        /// The configured limit.
+        limit: u32,
+        /// Start again by itself after this long.
+        restart_after: Option<Duration>,
+    },
 }
 
 /// What the driver and the RIB must do.
@@ -260,6 +274,7 @@ pub struct Session {
     restarting: bool,
     forwarding: AfiSafiSet,
     last_down: Option<DownReason>,
+    limit_stopped: bool,
 }
 
 /// Which families get End-of-RIB, for one family or all.
@@ -289,6 +304,7 @@ impl Session {
             restarting: false,
             forwarding: AfiSafiSet::EMPTY,
             last_down: None,
+            limit_stopped: false,
         }
     }
 
@@ -421,6 +437,7 @@ impl Session {
         match input {
             Input::ManualStart => {
                 if self.state == State::Idle {
+                    self.limit_stopped = false;
                     self.started = true;
                     self.failures = 0;
                     self.connect_retry_counter = 0;
@@ -481,6 +498,11 @@ impl Session {
                 self.forwarding = forwarding;
             }
             Input::ConfigChanged(cfg) => self.config_changed(now, *cfg, &mut out),
+            Input::PrefixLimitExceeded {
+                family,
+                limit,
+                restart_after,
+            } => self.prefix_limit_exceeded(now, family, limit, restart_after, &mut out),
         }
         self.gr.sync_timers(&mut self.timers);
         out
@@ -540,7 +562,8 @@ impl Session {
     fn start_keepalive(&mut self, now: Time) {
         match self.keepalive_interval() {
             Some(k) => {
-                let d = self.jitter.apply(k).max(Duration::from_millis(1));
+                // RFC 4271 §4.4: never more than one KEEPALIVE a second, jitter or not.
+                let d = self.jitter.apply(k).max(Duration::from_secs(1));
                 self.timers.set(Timer::Keepalive, now + d);
             }
             None => self.timers.stop(Timer::Keepalive),
@@ -686,7 +709,50 @@ impl Session {
         self.timers.stop(Timer::IdleHold);
     }
 
+    fn prefix_limit_exceeded(
+        &mut self,
+        now: Time,
+        family: AfiSafi,
+        limit: u32,
+        restart_after: Option<Duration>,
+        out: &mut Vec<Action>,
+    ) {
+        if !self.has_open_out() {
+            return;
+        }
+        // RFC 4486 §4: AFI (2 octets), SAFI (1), the upper bound (4).
+        let mut data = Vec::with_capacity(7);
+        data.extend_from_slice(&family.afi.0.to_be_bytes());
+        data.push(family.safi.0);
+        data.extend_from_slice(&limit.to_be_bytes());
+        let cease = Notification::with_data(code::CEASE, cease_subcode::MAX_PREFIXES, data);
+        let n = match self.negotiated() {
+            Some(neg) if neg.gr_notification() && self.state.is_established() => {
+                Notification::hard_reset(&cease)
+            }
+            _ => cease,
+        };
+        self.notify_and_idle(now, n, out);
+        self.gr.purge_all(out);
+        self.timers.stop(Timer::IdleHold);
+        match restart_after {
+            Some(d) => self.timers.set(Timer::IdleHold, now + d),
+            None => {
+                self.started = false;
+                self.limit_stopped = true;
+            }
+        }
+    }
+
     fn hard_reset(&mut self, now: Time, out: &mut Vec<Action>) {
+        if self.state == State::Idle && std::mem::take(&mut self.limit_stopped) {
+            // An operator's reset lifts a prefix-limit stop.
+            self.started = true;
+            self.failures = 0;
+            self.connect_retry_counter = 0;
+            self.start(now, self.config.passive, out);
+            return;
+        }
         if self.has_open_out() {
             let reset = Notification::cease(cease_subcode::ADMINISTRATIVE_RESET);
             let n = match self.negotiated() {
@@ -719,6 +785,11 @@ impl Session {
     }
 
     fn config_changed(&mut self, now: Time, cfg: SessionConfig, out: &mut Vec<Action>) {
+        if self.state == State::Idle || !self.config.requires_reset(&cfg) {
+            self.passive = cfg.passive;
+            self.config = cfg;
+            return;
+        }
         if self.has_open_out() {
             let n = Notification::cease(cease_subcode::OTHER_CONFIGURATION_CHANGE);
             out.push(Action::Send(Message::Notification(n)));

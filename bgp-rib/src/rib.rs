@@ -500,7 +500,21 @@ impl Rib {
                 (!rs && path.first_asn() != Some(p.config.asn))
                     || path.segments().any(|s| s.kind.is_confed())
             });
-        let mut withdraw_all = update.is_treat_as_withdraw() || looped || bad_ebgp_path;
+        // RFC 7606 §7.5, §7.9, §7.10: a malformed LOCAL_PREF, ORIGINATOR_ID or CLUSTER_LIST
+        // from an external peer is discarded (it would be stripped anyway), not a withdrawal.
+        let treat_as_withdraw = update.errors.iter().any(|e| {
+            e.action == bgp_wire::Rfc7606Action::TreatAsWithdraw
+                && (ibgp
+                    || !matches!(
+                        e.attribute_type(),
+                        Some(
+                            bgp_wire::attribute::type_code::LOCAL_PREF
+                                | bgp_wire::attribute::type_code::ORIGINATOR_ID
+                                | bgp_wire::attribute::type_code::CLUSTER_LIST
+                        )
+                    ))
+        });
+        let mut withdraw_all = treat_as_withdraw || looped || bad_ebgp_path;
         let mut otc = update.attributes.otc;
         if !withdraw_all {
             match otc_ingress(p.config.local_role, p.config.asn, otc) {

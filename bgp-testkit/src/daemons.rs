@@ -212,10 +212,17 @@ impl Lab {
             };
             let free =
                 |a: Ipv4Addr| TcpListener::bind(SocketAddr::new(a.into(), bgp_port())).is_ok();
-            if free(lab.daemon) && free(lab.ours) {
+            if free(lab.daemon) && free(lab.ours) && free(lab.extra(0)) {
                 return lab;
             }
         }
+    }
+
+    /// A further address of the same /24 (`.3`, `.4`, ...): a third peer (a monitor behind
+    /// the daemon, or a second peer of ours). `extra(0)`'s BGP port was free at allocation.
+    pub fn extra(&self, i: u8) -> Ipv4Addr {
+        let [a, b, c, _] = self.daemon.octets();
+        Ipv4Addr::new(a, b, c, 3 + i)
     }
 }
 
@@ -468,8 +475,20 @@ pub struct DaemonSpec {
     pub router_id: Ipv4Addr,
     /// Its neighbour (us).
     pub neighbor: NeighborSpec,
+    /// Further neighbours (a monitor behind the daemon, say), with the same export as
+    /// [`DaemonSpec::neighbor`]: everything the daemon holds, next hops set as for us.
+    pub extra_neighbors: Vec<NeighborSpec>,
     /// The routes it originates.
     pub routes: Vec<RouteSpec>,
+    /// Many plain IPv4 prefixes it originates besides [`DaemonSpec::routes`] (ORIGIN IGP,
+    /// no optional attributes, next hop as for every route): FRR `network` statements, a
+    /// BIRD static protocol `bulk4` of its own, for GoBGP an MRT table dump injected with
+    /// `gobgp mrt inject global` once the API answers. [`Daemon::withdraw_bulk`] withdraws
+    /// them all.
+    pub bulk_routes: Vec<IpNet>,
+    /// Log only what is critical: bgpd without zebra logs an error line per route, which
+    /// slows it several fold with many routes.
+    pub quiet: bool,
 }
 
 impl DaemonSpec {
@@ -490,7 +509,36 @@ impl DaemonSpec {
                 passive: true,
                 graceful_restart: None,
             },
+            extra_neighbors: Vec::new(),
             routes: Vec::new(),
+            bulk_routes: Vec::new(),
+            quiet: false,
+        }
+    }
+
+    /// Adds a further neighbour at `addr` (AS `asn`) with the settings of the main one
+    /// (passive, graceful restart, timers), without a password.
+    pub fn add_neighbor(&mut self, addr: Ipv4Addr, asn: u32) {
+        let n = NeighborSpec {
+            addr,
+            asn,
+            password: None,
+            ..self.neighbor.clone()
+        };
+        self.extra_neighbors.push(n);
+    }
+
+    /// Every neighbour: [`DaemonSpec::neighbor`] first.
+    pub fn neighbors(&self) -> impl Iterator<Item = &NeighborSpec> {
+        std::iter::once(&self.neighbor).chain(&self.extra_neighbors)
+    }
+
+    /// The name of BIRD's protocol for the neighbour at `addr`: `peer` for the main one,
+    /// `peerN` for the others.
+    pub fn bird_protocol(&self, addr: Ipv4Addr) -> String {
+        match self.extra_neighbors.iter().position(|n| n.addr == addr) {
+            Some(i) => format!("peer{}", i + 1),
+            None => "peer".to_string(),
         }
     }
 
@@ -665,8 +713,141 @@ impl Daemon {
             for r in &self.spec.routes {
                 self.gobgp_add(r)?;
             }
+            if !self.spec.bulk_routes.is_empty() {
+                self.gobgp_inject_bulk()?;
+            }
         }
         Ok(())
+    }
+
+    /// GoBGP: one `gobgp global rib add` per route would take minutes for a large table, so
+    /// the bulk routes go in as an MRT table dump (RFC 6396) through `gobgp mrt inject`.
+    ///
+    /// `gobgp mrt inject` of 3.10 exits before gobgpd has taken the last paths of its
+    /// stream: the last thousand or two of a 100,000-route dump are lost (docs/interop.md).
+    /// So the dump carries the first [`MRT_PADDING`] routes a second time at its end (adding
+    /// a path that is there already changes nothing, and no session is up yet), and the
+    /// table is checked: every bulk route must be there.
+    fn gobgp_inject_bulk(&self) -> Result<()> {
+        let path = self.dir.join("bulk.mrt");
+        let bulk = &self.spec.bulk_routes;
+        let padded: Vec<IpNet> = bulk
+            .iter()
+            .chain(bulk.iter().take(MRT_PADDING))
+            .copied()
+            .collect();
+        let dump = mrt_table_dump(&padded, self.spec.router_id, v4_next_hop(self.spec.kind));
+        fs::write(&path, dump).map_err(|e| DaemonError(format!("writing {path:?}: {e}")))?;
+        let v4 = bulk.iter().filter(|p| matches!(p, IpNet::V4(_))).count()
+            + self
+                .spec
+                .routes
+                .iter()
+                .filter(|r| r.family() == AfiSafi::IPV4_UNICAST)
+                .count();
+        let path = path.to_string_lossy().into_owned();
+        for attempt in 1..=3 {
+            run_cli_within(
+                Command::new("gobgp")
+                    .arg("-u")
+                    .arg(self.spec.addr.to_string())
+                    .arg("-p")
+                    .arg(self.api_port.to_string())
+                    .args(["mrt", "inject", "global", &path]),
+                Duration::from_secs(60),
+            )?;
+            let mut have = 0;
+            let settled = self.wait_until(
+                &format!("{v4} IPv4 routes in the global RIB"),
+                Duration::from_secs(10),
+                || {
+                    let out = self.gobgp(&["global", "rib", "-a", "ipv4", "summary"])?;
+                    have = parse_gobgp_destinations(&out).unwrap_or(0);
+                    Ok(have >= v4)
+                },
+            );
+            if settled.is_ok() {
+                return Ok(());
+            }
+            if attempt == 3 {
+                return err(format!(
+                    "gobgp mrt inject: {have} of {v4} IPv4 routes in the global RIB after 3 attempts"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Changes the routes the daemon originates (for its next start: the configuration is
+    /// written again; GoBGP adds them through its API once it answers).
+    pub fn set_routes(&mut self, routes: Vec<RouteSpec>) -> Result<()> {
+        self.spec.routes = routes;
+        self.write_config()
+    }
+
+    /// Withdraws every route the daemon sends, [`DaemonSpec::bulk_routes`] included: BIRD
+    /// disables the static protocols, GoBGP deletes its global RIB, FRR (where `no network`
+    /// a hundred thousand times would take long) puts a deny-all in front of its outbound
+    /// route-maps and soft-resets out.
+    pub fn withdraw_all(&self) -> Result<()> {
+        match self.spec.kind {
+            DaemonKind::Frr => self
+                .vtysh_many(&[
+                    "configure terminal",
+                    "route-map OUT4 deny 5",
+                    "exit",
+                    "route-map OUT6 deny 5",
+                    "end",
+                    "clear bgp ipv4 unicast * soft out",
+                    "clear bgp ipv6 unicast * soft out",
+                ])
+                .map(|_| ()),
+            DaemonKind::Bird => {
+                self.birdc(&["disable", "st4"])?;
+                self.birdc(&["disable", "st6"])?;
+                if !self.spec.bulk_routes.is_empty() {
+                    self.birdc(&["disable", "bulk4"])?;
+                }
+                Ok(())
+            }
+            DaemonKind::Gobgp => {
+                self.gobgp(&["global", "rib", "-a", "ipv4", "del", "all"])?;
+                self.gobgp(&["global", "rib", "-a", "ipv6", "del", "all"])?;
+                Ok(())
+            }
+        }
+    }
+
+    /// How many prefixes of `family` the daemon holds from `peer` (its Adj-RIB-In after
+    /// import policy), from a summary: fast with many routes, where [`Daemon::routes`]
+    /// parses every route.
+    pub fn received_count(&self, peer: Ipv4Addr, family: AfiSafi) -> Result<usize> {
+        let v6 = family == AfiSafi::IPV6_UNICAST;
+        match self.spec.kind {
+            DaemonKind::Frr => {
+                let afi = if v6 { "ipv6" } else { "ipv4" };
+                let v = self.vtysh_json(&format!("show bgp {afi} unicast summary json"))?;
+                let n = &v["peers"][peer.to_string()]["pfxRcd"];
+                n.as_u64()
+                    .map(|n| n as usize)
+                    .ok_or_else(|| DaemonError(format!("no pfxRcd for {peer} in {v}")))
+            }
+            DaemonKind::Bird => {
+                let table = if v6 { "master6" } else { "master4" };
+                let name = self.spec.bird_protocol(peer);
+                let out =
+                    self.birdc(&["show", "route", "table", table, "protocol", &name, "count"])?;
+                parse_bird_count(&out)
+                    .ok_or_else(|| DaemonError(format!("no route count in: {out}")))
+            }
+            DaemonKind::Gobgp => {
+                let out = self.gobgp(&["neighbor", &peer.to_string(), "-j"])?;
+                let v: serde_json::Value = serde_json::from_str(&out)
+                    .map_err(|e| DaemonError(format!("gobgp neighbor JSON: {e}: {out}")))?;
+                parse_gobgp_received(&v, v6)
+                    .ok_or_else(|| DaemonError(format!("no received count in: {out}")))
+            }
+        }
     }
 
     /// Polls `check` every 200 ms until it returns true, for at most `timeout`. Fails with
@@ -731,11 +912,12 @@ impl Daemon {
                     .to_string())
             }
             DaemonKind::Bird => {
-                let out = self.birdc(&["show", "protocols", "peer"])?;
+                let name = self.spec.bird_protocol(peer);
+                let out = self.birdc(&["show", "protocols", &name])?;
                 let line = out
                     .lines()
-                    .find(|l| l.starts_with("peer "))
-                    .ok_or_else(|| DaemonError(format!("no protocol peer in: {out}")))?;
+                    .find(|l| l.starts_with(&format!("{name} ")))
+                    .ok_or_else(|| DaemonError(format!("no protocol {name} in: {out}")))?;
                 Ok(line.split_whitespace().last().unwrap_or("").to_string())
             }
             DaemonKind::Gobgp => {
@@ -748,6 +930,41 @@ impl Daemon {
                     Some(n) => format!("state {n}"),
                     None => s.as_str().unwrap_or("unknown").to_string(),
                 })
+            }
+        }
+    }
+
+    /// The daemon's detailed view of its neighbour `peer`, as its CLI prints it: FRR
+    /// `show bgp neighbors X json`, BIRD `show protocols all <name>`, GoBGP
+    /// `neighbor X -j`.
+    pub fn neighbor_detail(&self, peer: Ipv4Addr) -> Result<String> {
+        match self.spec.kind {
+            DaemonKind::Frr => self.vtysh(&format!("show bgp neighbors {peer} json")),
+            DaemonKind::Bird => {
+                let name = self.spec.bird_protocol(peer);
+                self.birdc(&["show", "protocols", "all", &name])
+            }
+            DaemonKind::Gobgp => self.gobgp(&["neighbor", &peer.to_string(), "-j"]),
+        }
+    }
+
+    /// What the daemon read from `peer`'s Graceful Restart capability (RFC 4724 §3) in the
+    /// OPEN of the current session: FRR `gracefulRestartInfo.rBit` and the families' `fBit`,
+    /// BIRD `Restart recovery` and `AF preserved` under the neighbour's capabilities, GoBGP
+    /// the capability in `remote_cap` (protobuf, base64). `None`: no capability.
+    pub fn peer_gr(&self, peer: Ipv4Addr) -> Result<Option<PeerGr>> {
+        let text = self.neighbor_detail(peer)?;
+        match self.spec.kind {
+            DaemonKind::Frr => {
+                let v: serde_json::Value = serde_json::from_str(&text)
+                    .map_err(|e| DaemonError(format!("FRR neighbour JSON: {e}: {text}")))?;
+                Ok(parse_frr_peer_gr(&v[peer.to_string()]))
+            }
+            DaemonKind::Bird => Ok(parse_bird_peer_gr(&text)),
+            DaemonKind::Gobgp => {
+                let v: serde_json::Value = serde_json::from_str(&text)
+                    .map_err(|e| DaemonError(format!("gobgp neighbor JSON: {e}: {text}")))?;
+                Ok(parse_gobgp_peer_gr(&v))
             }
         }
     }
@@ -1057,6 +1274,10 @@ fn tail(path: &Path, bytes: u64) -> String {
 const CLI_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn run_cli(cmd: &mut Command) -> Result<String> {
+    run_cli_within(cmd, CLI_TIMEOUT)
+}
+
+fn run_cli_within(cmd: &mut Command, limit: Duration) -> Result<String> {
     let shown = format!("{cmd:?}");
     let mut child = cmd
         .stdin(Stdio::null())
@@ -1064,7 +1285,7 @@ fn run_cli(cmd: &mut Command) -> Result<String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| DaemonError(format!("{shown}: {e}")))?;
-    let deadline = Instant::now() + CLI_TIMEOUT;
+    let deadline = Instant::now() + limit;
     loop {
         match child.try_wait() {
             Ok(Some(_)) => break,
@@ -1072,7 +1293,7 @@ fn run_cli(cmd: &mut Command) -> Result<String> {
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return err(format!("{shown}: no answer within {CLI_TIMEOUT:?}"));
+                return err(format!("{shown}: no answer within {limit:?}"));
             }
         }
     }
@@ -1115,12 +1336,12 @@ pub fn origin_next_hop(kind: DaemonKind, v6: bool) -> IpAddr {
 /// set by an outbound route-map, one route-map per originated route for its attributes.
 fn frr_config(s: &DaemonSpec, dir: &Path) -> String {
     let n = &s.neighbor;
-    let p = n.addr;
     let mut c = String::new();
     c += "frr defaults traditional\nhostname interop\n";
     c += &format!(
-        "log file {} informational\n!\n",
-        dir.join("frr.log").display()
+        "log file {} {}\n!\n",
+        dir.join("frr.log").display(),
+        if s.quiet { "critical" } else { "informational" }
     );
     for (i, r) in s.routes.iter().enumerate() {
         c += &format!("route-map ORIG-{i} permit 10\n set origin igp\n");
@@ -1177,22 +1398,25 @@ fn frr_config(s: &DaemonSpec, dir: &Path) -> String {
             " bgp graceful-restart\n bgp graceful-restart restart-time {t}\n bgp graceful-restart preserve-fw-state\n"
         );
     }
-    c += &format!(" neighbor {p} remote-as {}\n", n.asn);
-    c += &format!(" neighbor {p} update-source {}\n", s.addr);
-    if !s.ibgp() {
-        c += &format!(" neighbor {p} ebgp-multihop 2\n");
-    }
-    if n.passive {
-        c += &format!(" neighbor {p} passive\n");
-    }
-    c += &format!(" neighbor {p} advertisement-interval 0\n neighbor {p} timers connect 2\n");
-    match n.hold_time {
-        Some(0) => c += &format!(" neighbor {p} timers 0 0\n"),
-        Some(h) => c += &format!(" neighbor {p} timers {} {h}\n", (h / 3).max(1)),
-        None => {}
-    }
-    if let Some(pw) = &n.password {
-        c += &format!(" neighbor {p} password {pw}\n");
+    for n in s.neighbors() {
+        let p = n.addr;
+        c += &format!(" neighbor {p} remote-as {}\n", n.asn);
+        c += &format!(" neighbor {p} update-source {}\n", s.addr);
+        if s.asn != n.asn {
+            c += &format!(" neighbor {p} ebgp-multihop 2\n");
+        }
+        if n.passive {
+            c += &format!(" neighbor {p} passive\n");
+        }
+        c += &format!(" neighbor {p} advertisement-interval 0\n neighbor {p} timers connect 2\n");
+        match n.hold_time {
+            Some(0) => c += &format!(" neighbor {p} timers 0 0\n"),
+            Some(h) => c += &format!(" neighbor {p} timers {} {h}\n", (h / 3).max(1)),
+            None => {}
+        }
+        if let Some(pw) = &n.password {
+            c += &format!(" neighbor {p} password {pw}\n");
+        }
     }
     for (afi, out) in [("ipv4", "OUT4"), ("ipv6", "OUT6")] {
         c += &format!(" address-family {afi} unicast\n");
@@ -1201,8 +1425,17 @@ fn frr_config(s: &DaemonSpec, dir: &Path) -> String {
                 c += &format!("  network {} route-map ORIG-{i}\n", r.prefix);
             }
         }
-        c += &format!("  neighbor {p} activate\n  neighbor {p} send-community all\n");
-        c += &format!("  neighbor {p} route-map {out} out\n exit-address-family\n");
+        for b in &s.bulk_routes {
+            if matches!(b, IpNet::V6(_)) == (afi == "ipv6") {
+                c += &format!("  network {b}\n");
+            }
+        }
+        for n in s.neighbors() {
+            let p = n.addr;
+            c += &format!("  neighbor {p} activate\n  neighbor {p} send-community all\n");
+            c += &format!("  neighbor {p} route-map {out} out\n");
+        }
+        c += " exit-address-family\n";
     }
     c += "!\n";
     c
@@ -1212,7 +1445,6 @@ fn frr_config(s: &DaemonSpec, dir: &Path) -> String {
 /// hops stay unresolved but routes are kept and shown), `strict bind`; an IPv6 channel on the
 /// IPv4 session needs `next hop address` to export.
 fn bird_config(s: &DaemonSpec, dir: &Path) -> String {
-    let n = &s.neighbor;
     let mut c = String::new();
     c += &format!(
         "log \"{}\" all;\nrouter id {};\nprotocol device {{ }}\nipv4 table igp4;\nipv6 table igp6;\n",
@@ -1230,6 +1462,13 @@ fn bird_config(s: &DaemonSpec, dir: &Path) -> String {
             .filter(|r| matches!(r.prefix, IpNet::V6(_)) == v6)
         {
             c += &format!("  route {} blackhole;\n", r.prefix);
+        }
+        c += "}\n";
+    }
+    if !s.bulk_routes.is_empty() {
+        c += "protocol static bulk4 {\n  ipv4;\n";
+        for p in s.bulk_routes.iter().filter(|p| matches!(p, IpNet::V4(_))) {
+            c += &format!("  route {p} blackhole;\n");
         }
         c += "}\n";
     }
@@ -1258,41 +1497,55 @@ fn bird_config(s: &DaemonSpec, dir: &Path) -> String {
         c += "  }\n";
     }
     c += "  accept;\n}\n";
-    c += &format!(
-        "protocol bgp peer {{\n  local {} port {} as {};\n  neighbor {} port {} as {};\n",
-        s.addr, s.port, s.asn, n.addr, s.port, n.asn
-    );
-    c += "  multihop 2;\n  strict bind yes;\n  connect retry time 2;\n";
-    if n.passive {
-        c += "  passive on;\n";
-    }
-    match n.hold_time {
-        Some(0) => c += "  hold time 0;\n",
-        Some(h) => c += &format!("  hold time {h};\n  keepalive time {};\n", (h / 3).max(1)),
-        None => {}
-    }
-    if let Some(pw) = &n.password {
-        c += &format!("  password \"{pw}\";\n");
-    }
-    if let Some(t) = n.graceful_restart {
-        c += &format!("  graceful restart on;\n  graceful restart time {t};\n");
-    }
-    for (afi, table, nh) in [
-        ("ipv4", "igp4", IpAddr::from(v4_next_hop(s.kind))),
-        ("ipv6", "igp6", IpAddr::from(v6_next_hop(s.kind))),
-    ] {
+    for n in s.neighbors() {
+        // Us: the originated routes with their attributes. A further neighbour (a monitor):
+        // everything, the routes learned from us included.
+        let export = if n.addr == s.neighbor.addr {
+            "filter out_filter"
+        } else {
+            "all"
+        };
         c += &format!(
-            "  {afi} {{\n    import all;\n    export filter out_filter;\n    igp table {table};\n    next hop address {nh};\n  }};\n"
+            "protocol bgp {} {{\n  local {} port {} as {};\n  neighbor {} port {} as {};\n",
+            s.bird_protocol(n.addr),
+            s.addr,
+            s.port,
+            s.asn,
+            n.addr,
+            s.port,
+            n.asn
         );
+        c += "  multihop 2;\n  strict bind yes;\n  connect retry time 2;\n";
+        if n.passive {
+            c += "  passive on;\n";
+        }
+        match n.hold_time {
+            Some(0) => c += "  hold time 0;\n",
+            Some(h) => c += &format!("  hold time {h};\n  keepalive time {};\n", (h / 3).max(1)),
+            None => {}
+        }
+        if let Some(pw) = &n.password {
+            c += &format!("  password \"{pw}\";\n");
+        }
+        if let Some(t) = n.graceful_restart {
+            c += &format!("  graceful restart on;\n  graceful restart time {t};\n");
+        }
+        for (afi, table, nh) in [
+            ("ipv4", "igp4", IpAddr::from(v4_next_hop(s.kind))),
+            ("ipv6", "igp6", IpAddr::from(v6_next_hop(s.kind))),
+        ] {
+            c += &format!(
+                "  {afi} {{\n    import all;\n    export {export};\n    igp table {table};\n    next hop address {nh};\n  }};\n"
+            );
+        }
+        c += "}\n";
     }
-    c += "}\n";
     c
 }
 
 /// GoBGP: `local-address-list` and the neighbour's `local-address`; a global export policy
 /// sets the next hops; routes are added through the API once it answers.
 fn gobgp_config(s: &DaemonSpec) -> String {
-    let n = &s.neighbor;
     let mut c = format!(
         "[global.config]\n  as = {}\n  router-id = \"{}\"\n  port = {}\n  local-address-list = [\"{}\"]\n",
         s.asn, s.router_id, s.port, s.addr
@@ -1312,44 +1565,282 @@ fn gobgp_config(s: &DaemonSpec) -> String {
             "  [[policy-definitions.statements]]\n    name = \"{st}\"\n    [policy-definitions.statements.conditions.match-prefix-set]\n      prefix-set = \"{set}\"\n    [policy-definitions.statements.actions]\n      route-disposition = \"accept-route\"\n    [policy-definitions.statements.actions.bgp-actions]\n      set-next-hop = \"{nh}\"\n"
         );
     }
-    c += &format!(
-        "[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {}\n",
-        n.addr, n.asn
-    );
-    if let Some(pw) = &n.password {
-        c += &format!("    auth-password = \"{pw}\"\n");
-    }
-    c += &format!(
-        "  [neighbors.transport.config]\n    local-address = \"{}\"\n    passive-mode = {}\n    remote-port = {}\n",
-        s.addr, n.passive, s.port
-    );
-    c += "  [neighbors.timers.config]\n    connect-retry = 2\n";
-    if let Some(h) = n.hold_time {
+    for n in s.neighbors() {
         c += &format!(
-            "    hold-time = {h}\n    keepalive-interval = {}\n",
-            if h == 0 { 0 } else { (h / 3).max(1) }
+            "[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {}\n",
+            n.addr, n.asn
         );
-    }
-    if !s.ibgp() {
-        c += "  [neighbors.ebgp-multihop.config]\n    enabled = true\n    multihop-ttl = 2\n";
-    }
-    if let Some(t) = n.graceful_restart {
+        if let Some(pw) = &n.password {
+            c += &format!("    auth-password = \"{pw}\"\n");
+        }
         c += &format!(
-            "  [neighbors.graceful-restart.config]\n    enabled = true\n    restart-time = {t}\n"
+            "  [neighbors.transport.config]\n    local-address = \"{}\"\n    passive-mode = {}\n    remote-port = {}\n",
+            s.addr, n.passive, s.port
         );
-    }
-    for fam in ["ipv4-unicast", "ipv6-unicast"] {
-        c += &format!(
-            "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{fam}\"\n"
-        );
-        if n.graceful_restart.is_some() {
-            c += "    [neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true\n";
+        c += "  [neighbors.timers.config]\n    connect-retry = 2\n";
+        if let Some(h) = n.hold_time {
+            c += &format!(
+                "    hold-time = {h}\n    keepalive-interval = {}\n",
+                if h == 0 { 0 } else { (h / 3).max(1) }
+            );
+        }
+        if s.asn != n.asn {
+            c += "  [neighbors.ebgp-multihop.config]\n    enabled = true\n    multihop-ttl = 2\n";
+        }
+        if let Some(t) = n.graceful_restart {
+            c += &format!(
+                "  [neighbors.graceful-restart.config]\n    enabled = true\n    restart-time = {t}\n"
+            );
+        }
+        for fam in ["ipv4-unicast", "ipv6-unicast"] {
+            c += &format!(
+                "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{fam}\"\n"
+            );
+            if n.graceful_restart.is_some() {
+                c += "    [neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true\n";
+            }
         }
     }
     c
 }
 
+/// How many routes [`Daemon::gobgp_inject_bulk`] repeats at the end of its MRT dump, to
+/// absorb the tail that `gobgp mrt inject` loses.
+const MRT_PADDING: usize = 20_000;
+
+/// An MRT TABLE_DUMP_V2 dump (RFC 6396 §4.3) of IPv4 `prefixes`, each with ORIGIN IGP, an
+/// empty AS_PATH and `next_hop`, from one peer: what `gobgp mrt inject global` reads.
+pub fn mrt_table_dump(prefixes: &[IpNet], router_id: Ipv4Addr, next_hop: Ipv4Addr) -> Vec<u8> {
+    const TABLE_DUMP_V2: u16 = 13;
+    const PEER_INDEX_TABLE: u16 = 1;
+    const RIB_IPV4_UNICAST: u16 = 2;
+    fn record(out: &mut Vec<u8>, subtype: u16, body: &[u8]) {
+        out.extend_from_slice(&0u32.to_be_bytes());
+        out.extend_from_slice(&TABLE_DUMP_V2.to_be_bytes());
+        out.extend_from_slice(&subtype.to_be_bytes());
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(body);
+    }
+    let mut out = Vec::with_capacity(prefixes.len() * 40);
+    let mut b = Vec::new();
+    b.extend_from_slice(&router_id.octets());
+    b.extend_from_slice(&0u16.to_be_bytes()); // no view name
+    b.extend_from_slice(&1u16.to_be_bytes()); // one peer
+    b.push(0x02); // IPv4 address, 4-octet AS
+    b.extend_from_slice(&router_id.octets());
+    b.extend_from_slice(&router_id.octets());
+    b.extend_from_slice(&0u32.to_be_bytes());
+    record(&mut out, PEER_INDEX_TABLE, &b);
+    // ORIGIN IGP, AS_PATH empty, NEXT_HOP (RFC 4271 §4.3).
+    let mut attrs = vec![0x40, 0x01, 0x01, 0x00, 0x40, 0x02, 0x00, 0x40, 0x03, 0x04];
+    attrs.extend_from_slice(&next_hop.octets());
+    for (seq, p) in prefixes.iter().enumerate() {
+        let IpNet::V4(p) = p else { continue };
+        b.clear();
+        b.extend_from_slice(&(seq as u32).to_be_bytes());
+        b.push(p.prefix_len());
+        let bytes = usize::from(p.prefix_len()).div_ceil(8);
+        b.extend_from_slice(&p.network().octets()[..bytes]);
+        b.extend_from_slice(&1u16.to_be_bytes()); // one entry
+        b.extend_from_slice(&0u16.to_be_bytes()); // peer index
+        b.extend_from_slice(&0u32.to_be_bytes()); // originated time
+        b.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+        b.extend_from_slice(&attrs);
+        record(&mut out, RIB_IPV4_UNICAST, &b);
+    }
+    out
+}
+
 // ------------------------------------------------------------------------------- parsers
+
+/// A neighbour's Graceful Restart capability (RFC 4724 §3) as a daemon read it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerGr {
+    /// The Restart State (R) bit.
+    pub restart_state: bool,
+    /// The families with the Forwarding State (F) bit set.
+    pub forwarding: Vec<AfiSafi>,
+}
+
+/// FRR: `gracefulRestartInfo` of one neighbour of `show bgp neighbors X json`.
+pub fn parse_frr_peer_gr(n: &serde_json::Value) -> Option<PeerGr> {
+    let gr = n.get("gracefulRestartInfo")?;
+    let mut forwarding = Vec::new();
+    for (key, f) in [
+        ("ipv4Unicast", AfiSafi::IPV4_UNICAST),
+        ("ipv6Unicast", AfiSafi::IPV6_UNICAST),
+    ] {
+        if gr[key]["fBit"].as_bool() == Some(true) {
+            forwarding.push(f);
+        }
+    }
+    Some(PeerGr {
+        restart_state: gr["rBit"].as_bool() == Some(true),
+        forwarding,
+    })
+}
+
+/// BIRD: the `Graceful restart` block under `Neighbor capabilities` of `show protocols all`.
+pub fn parse_bird_peer_gr(text: &str) -> Option<PeerGr> {
+    let caps = text.split("Neighbor capabilities").nth(1)?;
+    let block = caps.split("      Graceful restart\n").nth(1)?;
+    let mut gr = PeerGr::default();
+    for line in block.lines() {
+        // The block's lines are indented deeper than the capability names.
+        if !line.starts_with("        ") {
+            break;
+        }
+        let line = line.trim();
+        if line == "Restart recovery" {
+            gr.restart_state = true;
+        }
+        if let Some(afs) = line.strip_prefix("AF preserved:") {
+            for af in afs.split_whitespace() {
+                match af {
+                    "ipv4" => gr.forwarding.push(AfiSafi::IPV4_UNICAST),
+                    "ipv6" => gr.forwarding.push(AfiSafi::IPV6_UNICAST),
+                    _ => {}
+                }
+            }
+        }
+    }
+    Some(gr)
+}
+
+/// GoBGP: the `GracefulRestartCapability` in `state.remote_cap` of `gobgp neighbor X -j`,
+/// a base64 protobuf: `flags = 1` (0x08 R, 0x04 N), `time = 2`, `tuples = 3`, each
+/// `family = 1 { afi = 1, safi = 2 }`, `flags = 2` (0x80 F).
+pub fn parse_gobgp_peer_gr(v: &serde_json::Value) -> Option<PeerGr> {
+    let caps = v["state"]["remote_cap"].as_array()?;
+    let cap = caps.iter().find(|c| {
+        c["type_url"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("GracefulRestartCapability"))
+    })?;
+    let bytes = base64_decode(cap["value"].as_str().unwrap_or(""))?;
+    let mut gr = PeerGr::default();
+    for (field, value) in protobuf_fields(&bytes)? {
+        match (field, value) {
+            (1, Pb::Varint(flags)) => gr.restart_state = flags & 0x08 != 0,
+            (3, Pb::Bytes(tuple)) => {
+                let (mut afi, mut safi, mut flags) = (0, 0, 0);
+                for (f, v) in protobuf_fields(tuple)? {
+                    match (f, v) {
+                        (1, Pb::Bytes(family)) => {
+                            for (f, v) in protobuf_fields(family)? {
+                                match (f, v) {
+                                    (1, Pb::Varint(x)) => afi = x,
+                                    (2, Pb::Varint(x)) => safi = x,
+                                    _ => {}
+                                }
+                            }
+                        }
+                        (2, Pb::Varint(x)) => flags = x,
+                        _ => {}
+                    }
+                }
+                if flags & 0x80 != 0 {
+                    match (afi, safi) {
+                        (1, 1) => gr.forwarding.push(AfiSafi::IPV4_UNICAST),
+                        (2, 1) => gr.forwarding.push(AfiSafi::IPV6_UNICAST),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(gr)
+}
+
+enum Pb<'a> {
+    Varint(u64),
+    Bytes(&'a [u8]),
+}
+
+/// The top-level fields of a protobuf message (varint and length-delimited only).
+fn protobuf_fields(mut b: &[u8]) -> Option<Vec<(u64, Pb<'_>)>> {
+    fn varint(b: &mut &[u8]) -> Option<u64> {
+        let mut x = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = b.split_first()?;
+            *b = rest;
+            x |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(x);
+            }
+        }
+        None
+    }
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let key = varint(&mut b)?;
+        match key & 7 {
+            0 => out.push((key >> 3, Pb::Varint(varint(&mut b)?))),
+            2 => {
+                let len = usize::try_from(varint(&mut b)?).ok()?;
+                if len > b.len() {
+                    return None;
+                }
+                let (v, rest) = b.split_at(len);
+                out.push((key >> 3, Pb::Bytes(v)));
+                b = rest;
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Standard base64 with padding.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter(|c| *c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// The count of `birdc show route ... count`: `100000 of 100000 routes for 100000 networks
+/// in table master4` (the first number).
+pub fn parse_bird_count(text: &str) -> Option<usize> {
+    text.lines()
+        .find(|l| l.contains(" routes for "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// The count of `gobgp global rib -a ipv4 summary`: `Destination: 100000, Path: 100000`.
+pub fn parse_gobgp_destinations(text: &str) -> Option<usize> {
+    let rest = text.split("Destination:").nth(1)?;
+    rest.split(',').next()?.trim().parse().ok()
+}
+
+/// The prefixes received in one family from `gobgp neighbor X -j`
+/// (`afi_safis[].state.received`; absent when zero).
+pub fn parse_gobgp_received(v: &serde_json::Value, v6: bool) -> Option<usize> {
+    let afi = if v6 { 2 } else { 1 };
+    let fams = v["afi_safis"].as_array()?;
+    let f = fams.iter().find(|f| {
+        let fam = &f["state"]["family"];
+        fam["afi"].as_u64() == Some(afi) && fam["safi"].as_u64() == Some(1)
+    })?;
+    Some(f["state"]["received"].as_u64().unwrap_or(0) as usize)
+}
 
 fn parse_origin(s: &str) -> Option<Origin> {
     match s.to_ascii_lowercase().as_str() {
@@ -1778,5 +2269,113 @@ Table master4:
         for k in DaemonKind::ALL {
             assert_eq!(DaemonKind::from_name(k.name()), Some(k));
         }
+    }
+
+    #[test]
+    fn summary_counts() {
+        let bird =
+            "BIRD 2.0.12 ready.\n100000 of 100000 routes for 100000 networks in table master4\n";
+        assert_eq!(parse_bird_count(bird), Some(100_000));
+        assert_eq!(parse_bird_count("BIRD 2.0.12 ready.\n"), None);
+        let gobgp = "Table afi:AFI_IP safi:SAFI_UNICAST\nDestination: 98078, Path: 98078\n";
+        assert_eq!(parse_gobgp_destinations(gobgp), Some(98_078));
+        let v: serde_json::Value = serde_json::from_str(
+            r#"{"afi_safis":[{"state":{"family":{"afi":1,"safi":1},"received":7}},
+                {"state":{"family":{"afi":2,"safi":1}}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(parse_gobgp_received(&v, false), Some(7));
+        assert_eq!(parse_gobgp_received(&v, true), Some(0));
+    }
+
+    #[test]
+    fn peer_gr_views() {
+        // gobgp neighbor -j of GoBGP 3.10 after our restart: flags 0x0C (R, N), 120 s,
+        // IPv4 and IPv6 unicast with F.
+        let v: serde_json::Value = serde_json::from_str(
+            r#"{"state":{"remote_cap":[{"type_url":"type.googleapis.com/apipb.GracefulRestartCapability",
+                "value":"CAwQeBoJCgQIARABEIABGgkKBAgCEAEQgAE="}]}}"#,
+        )
+        .unwrap();
+        let want = PeerGr {
+            restart_state: true,
+            forwarding: vec![AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST],
+        };
+        assert_eq!(parse_gobgp_peer_gr(&v), Some(want.clone()));
+        // Trimmed from birdc show protocols all peer of BIRD 2.0.12, the same moment.
+        let bird = "    Neighbor capabilities
+      Multiprotocol
+        AF announced: ipv4 ipv6
+      Route refresh
+      Graceful restart
+        Restart time: 120
+        Restart recovery
+        AF supported: ipv4 ipv6
+        AF preserved: ipv4 ipv6
+      4-octet AS numbers
+";
+        assert_eq!(parse_bird_peer_gr(bird), Some(want.clone()));
+        let frr: serde_json::Value = serde_json::from_str(
+            r#"{"gracefulRestartInfo":{"rBit":true,"nBit":true,
+                "ipv4Unicast":{"fBit":true},"ipv6Unicast":{"fBit":true}}}"#,
+        )
+        .unwrap();
+        assert_eq!(parse_frr_peer_gr(&frr), Some(want));
+    }
+
+    #[test]
+    fn mrt_dump_layout() {
+        let p: Vec<IpNet> = vec![
+            "40.0.0.0/24".parse().unwrap(),
+            "40.0.1.128/25".parse().unwrap(),
+        ];
+        let d = mrt_table_dump(&p, Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(198, 18, 0, 3));
+        // PEER_INDEX_TABLE: 12-byte header, 4 + 2 + 2 + 13-byte peer entry.
+        assert_eq!(&d[4..8], &[0, 13, 0, 1]);
+        assert_eq!(u32::from_be_bytes(d[8..12].try_into().unwrap()), 21);
+        let rib = &d[12 + 21..];
+        assert_eq!(&rib[4..8], &[0, 13, 0, 2]);
+        // seq 0, /24, 3 prefix bytes, 1 entry, peer 0, time 0, 14 bytes of attributes.
+        let body = &rib[12..];
+        assert_eq!(&body[..8], &[0, 0, 0, 0, 24, 40, 0, 0]);
+        assert_eq!(&body[8..10], &[0, 1]);
+        assert_eq!(&body[16..18], &[0, 14]);
+        assert_eq!(&body[18 + 10..18 + 14], &[198, 18, 0, 3]);
+        let len = u32::from_be_bytes(rib[8..12].try_into().unwrap()) as usize;
+        let second = &rib[12 + len..];
+        assert_eq!(&second[12..17], &[0, 0, 0, 1, 25]);
+        assert_eq!(&second[17..21], &[40, 0, 1, 128]);
+    }
+
+    #[test]
+    fn extra_neighbours_in_every_config() {
+        let lab = Lab {
+            daemon: Ipv4Addr::new(127, 64, 1, 1),
+            ours: Ipv4Addr::new(127, 64, 1, 2),
+        };
+        assert_eq!(lab.extra(0), Ipv4Addr::new(127, 64, 1, 3));
+        for kind in DaemonKind::ALL {
+            let mut s = DaemonSpec::new(kind, lab, 4_200_000_002, 4_200_000_001);
+            s.add_neighbor(lab.extra(0), 4_200_000_003);
+            let text = match kind {
+                DaemonKind::Frr => frr_config(&s, Path::new("/tmp/x")),
+                DaemonKind::Bird => bird_config(&s, Path::new("/tmp/x")),
+                DaemonKind::Gobgp => gobgp_config(&s),
+            };
+            for n in [lab.ours, lab.extra(0)] {
+                assert!(
+                    text.contains(&n.to_string()),
+                    "{kind}: {n} missing:\n{text}"
+                );
+            }
+            assert!(text.contains("4200000003"), "{kind}:\n{text}");
+        }
+        let mut s = DaemonSpec::new(DaemonKind::Bird, lab, 4_200_000_002, 4_200_000_001);
+        s.add_neighbor(lab.extra(0), 4_200_000_003);
+        assert_eq!(s.bird_protocol(lab.ours), "peer");
+        assert_eq!(s.bird_protocol(lab.extra(0)), "peer1");
+        let text = bird_config(&s, Path::new("/tmp/x"));
+        assert!(text.contains("protocol bgp peer1 {"), "{text}");
+        assert!(text.contains("export all;"), "{text}");
     }
 }

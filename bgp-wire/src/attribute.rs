@@ -2,7 +2,7 @@
 //!
 //! [`PathAttributes`] holds one field per attribute this codec interprets plus the unknown
 //! ones as raw bytes. It carries no NLRI (MP_REACH_NLRI and MP_UNREACH_NLRI live in
-//! [`Update`](crate::Update)), so a RIB can intern it: it is `Eq + Hash` and cheap to clone
+//! [`Update`]), so a RIB can intern it: it is `Eq + Hash` and cheap to clone
 //! (the variable-length values are `Bytes` slices of the received message).
 
 use std::net::Ipv4Addr;
@@ -720,9 +720,12 @@ pub(crate) fn decode_block(
                 _ => Err(ErrorKind::AttributeLength(code)),
             },
             tc::AS_PATH => {
-                if AsPath::decode_slice_into(&mut a.as_path, body, from + vstart..from + end, four)
-                    .is_err()
-                {
+                let bad = AsPath::decode_slice_into(&mut a.as_path, body, from + vstart..from + end, four)
+                        .is_err()
+                        // RFC 7607 §2: AS 0 in AS_PATH makes it malformed.
+                        || a.as_path.as_ref().is_some_and(|p| p.contains(Asn(0)));
+                if bad {
+                    a.as_path = None;
                     // No NOTIFICATION data for a malformed AS_PATH (RFC 4271 §6.3).
                     u.errors.push(
                         DecodeError::new(
@@ -735,7 +738,16 @@ pub(crate) fn decode_block(
                 }
                 Ok(())
             }
-            tc::NEXT_HOP => u32_value(value, code).map(|v| a.next_hop = Some(Ipv4Addr::from(v))),
+            tc::NEXT_HOP => u32_value(value, code).and_then(|v| {
+                // RFC 4271 §6.3: a NEXT_HOP must be a valid IP host address; RFC 7606 §7.3:
+                // one that is not is treat-as-withdraw.
+                let ip = Ipv4Addr::from(v);
+                if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
+                    return Err(ErrorKind::InvalidNextHop);
+                }
+                a.next_hop = Some(ip);
+                Ok(())
+            }),
             tc::MULTI_EXIT_DISC => u32_value(value, code).map(|v| a.med = Some(v)),
             tc::LOCAL_PREF => u32_value(value, code).map(|v| a.local_pref = Some(v)),
             tc::ATOMIC_AGGREGATE => {
@@ -747,6 +759,11 @@ pub(crate) fn decode_block(
                 }
             }
             tc::AGGREGATOR => match (four, value) {
+                // RFC 7607 §2: AS 0 in AGGREGATOR makes it malformed (RFC 7606 §7.7:
+                // attribute discard).
+                (true, &[0, 0, 0, 0, ..]) | (false, &[0, 0, ..]) => {
+                    Err(ErrorKind::OptionalAttribute(code))
+                }
                 (true, &[a0, a1, a2, a3, b0, b1, b2, b3]) => {
                     a.aggregator = Some(Aggregator {
                         asn: Asn(u32::from_be_bytes([a0, a1, a2, a3])),
@@ -817,7 +834,10 @@ pub(crate) fn decode_block(
                     Ok(())
                 } else {
                     match AsPath::decode_slice(body, from + vstart..from + end, true) {
-                        Ok(p) if !p.segments().any(|s| s.kind.is_confed()) => {
+                        // RFC 7607 §2: AS 0 makes AS4_PATH malformed (RFC 6793 §6: discarded).
+                        Ok(p)
+                            if !p.segments().any(|s| s.kind.is_confed()) && !p.contains(Asn(0)) =>
+                        {
                             as4_path = Some(p);
                             Ok(())
                         }
@@ -829,8 +849,9 @@ pub(crate) fn decode_block(
                 if four {
                     Ok(())
                 } else {
-                    match value {
-                        &[a0, a1, a2, a3, b0, b1, b2, b3] => {
+                    match *value {
+                        [0, 0, 0, 0, _, _, _, _] => Err(ErrorKind::OptionalAttribute(code)),
+                        [a0, a1, a2, a3, b0, b1, b2, b3] => {
                             as4_aggregator = Some(Aggregator {
                                 asn: Asn(u32::from_be_bytes([a0, a1, a2, a3])),
                                 address: Ipv4Addr::new(b0, b1, b2, b3),

@@ -206,6 +206,21 @@ impl DecodeError {
         self
     }
 
+    /// The type code of the path attribute this error is about, when the error's data is
+    /// exactly that one whole attribute (flags, type, length, value: RFC 4271 §6.3), i.e. a
+    /// malformed value or wrong flags; `None` for list-level errors such as an attribute that
+    /// overruns the attribute block (RFC 7606 §4), whatever attribute the overrun started in.
+    pub fn attribute_type(&self) -> Option<u8> {
+        let d = &self.data[..];
+        let (&flags, &code) = (d.first()?, d.get(1)?);
+        let (len, header) = if flags & 0x10 != 0 {
+            (usize::from(u16::from_be_bytes([*d.get(2)?, *d.get(3)?])), 4)
+        } else {
+            (usize::from(*d.get(2)?), 3)
+        };
+        (d.len() == header + len).then_some(code)
+    }
+
     /// The NOTIFICATION this error calls for (RFC 4271 §6), whatever its RFC 7606 action.
     pub fn notification(&self) -> Notification {
         let (code, subcode) = self.kind.code_subcode();
@@ -242,4 +257,23 @@ pub enum EncodeError {
     /// field, or an AS number that does not fit where it must).
     #[error("cannot encode {0}")]
     Invalid(&'static str),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attribute_type_only_for_one_whole_attribute() {
+        let e = |data: &'static [u8]| {
+            DecodeError::new(ErrorKind::AttributeLength(5), "t", 0).with_data(Bytes::from(data))
+        };
+        // LOCAL_PREF with a 3-octet value: the whole attribute.
+        assert_eq!(e(&[0x40, 5, 3, 0, 0, 1]).attribute_type(), Some(5));
+        // Extended length form.
+        assert_eq!(e(&[0x50, 9, 0, 2, 1, 2]).attribute_type(), Some(9));
+        // Declares 4 octets, 2 left in the block: an overrun, a list-level error.
+        assert_eq!(e(&[0x40, 5, 4, 0, 0]).attribute_type(), None);
+        assert_eq!(e(&[0x40]).attribute_type(), None);
+    }
 }

@@ -956,6 +956,23 @@ mod tests {
         let u = dec(body(&[], &attrs, &[8, 10])).unwrap();
         assert_eq!(u.errors[0].kind, ErrorKind::AttributeLength(3));
         assert!(u.is_treat_as_withdraw());
+        // NEXT_HOP that is not a host address (RFC 4271 §6.3, RFC 7606 §7.3): Invalid
+        // NEXT_HOP Attribute, treat-as-withdraw, the attribute as data.
+        for nh in [
+            [0, 0, 0, 0],
+            [224, 0, 0, 5],
+            [239, 1, 2, 3],
+            [255, 255, 255, 255],
+        ] {
+            let attr = [&[0x40u8, 3, 4][..], &nh].concat();
+            let attrs = [&BASE[..13], &attr].concat();
+            let u = dec(body(&[], &attrs, &[8, 10])).unwrap();
+            assert_eq!(u.errors[0].kind, ErrorKind::InvalidNextHop, "{nh:?}");
+            assert!(u.is_treat_as_withdraw());
+            assert_eq!(u.attributes.next_hop, None);
+            let n = u.errors[0].notification();
+            assert_eq!((n.code, n.subcode, &n.data[..]), (3, 8, &attr[..]));
+        }
     }
 
     #[test]
@@ -1033,6 +1050,49 @@ mod tests {
         assert_eq!(u.errors[0].kind, ErrorKind::MalformedAttributeList);
         assert_eq!(u.errors[0].offset, 43);
         assert_eq!(u.nlri.count(), 1);
+    }
+
+    /// RFC 7607 §2: AS 0 makes AS_PATH malformed (treat-as-withdraw, RFC 7606 §7.2) and
+    /// AGGREGATOR malformed (attribute discard, §7.7); on a 2-octet session AS4_PATH and
+    /// AS4_AGGREGATOR with AS 0 are discarded (RFC 6793 §6).
+    #[test]
+    fn as_0_is_malformed_rfc7607() {
+        let path = [0x40u8, 2, 10, 2, 2, 0, 0, 0xfd, 0xe9, 0, 0, 0, 0];
+        let attrs = [&BASE[..4], &path[..], &BASE[13..]].concat();
+        let u = dec(body(&[], &attrs, &[8, 10])).unwrap();
+        assert!(u.is_treat_as_withdraw());
+        assert_eq!(u.errors.len(), 1);
+        assert_eq!(u.errors[0].kind, ErrorKind::MalformedAsPath);
+        assert_eq!(u.errors[0].notification().subcode, 11);
+        assert_eq!(u.attributes.as_path, None);
+
+        let agg = [0xc0u8, 7, 8, 0, 0, 0, 0, 1, 2, 3, 4];
+        let u = with_extra(&agg).unwrap();
+        assert!(!u.is_treat_as_withdraw());
+        assert_eq!(u.errors.len(), 1);
+        assert_eq!(u.errors[0].action, Rfc7606Action::AttributeDiscard);
+        assert_eq!(&u.errors[0].data[..], &agg[..]);
+        assert_eq!(u.attributes, base_attrs());
+
+        let legacy = Context::legacy();
+        for extra in [
+            &[0xc0u8, 17, 6, 2, 1, 0, 0, 0, 0][..],
+            &[0xc0, 18, 8, 0, 0, 0, 0, 1, 2, 3, 4],
+        ] {
+            let attrs = [
+                &BASE[..4],
+                &[0x40, 2, 4, 2, 1, 0x5b, 0xa0],
+                &BASE[13..],
+                &[0xc0, 7, 6, 0x5b, 0xa0, 1, 2, 3, 4],
+                extra,
+            ]
+            .concat();
+            let u = Update::decode(body(&[], &attrs, &[8, 10]), 19, &legacy).unwrap();
+            assert_eq!(u.errors.len(), 1, "{extra:?}");
+            assert_eq!(u.errors[0].action, Rfc7606Action::AttributeDiscard);
+            assert_eq!(u.attributes.as_path.unwrap().to_string(), "23456");
+            assert_eq!(u.attributes.aggregator.unwrap().asn, Asn::TRANS);
+        }
     }
 
     #[test]
@@ -1520,7 +1580,8 @@ mod tests {
     fn arb_attrs(confed: bool) -> impl Strategy<Value = PathAttributes> {
         let seg = (
             if confed { 1u8..=4 } else { 1u8..=2 },
-            proptest::collection::vec(any::<u32>(), 1..8),
+            // AS 0 makes a path malformed (RFC 7607 §2).
+            proptest::collection::vec(1u32.., 1..8),
         )
             .prop_map(|(k, v)| Segment {
                 kind: SegmentType::from_code(k).unwrap(),
@@ -1528,6 +1589,10 @@ mod tests {
             });
         let path = proptest::collection::vec(seg, 0..4).prop_map(AsPath::from_segments);
         let ip = any::<u32>().prop_map(Ipv4Addr::from);
+        // A NEXT_HOP is a host address (RFC 4271 §6.3): not 0.0.0.0, multicast or broadcast.
+        let host = ip.clone().prop_filter("a host address", |a| {
+            !(a.is_unspecified() || a.is_multicast() || a.is_broadcast())
+        });
         let unknown = proptest::collection::btree_map(
             prop_oneof![11u8..14, 19u8..32, 36u8..=255],
             (
@@ -1553,11 +1618,11 @@ mod tests {
                     Just(Origin::Incomplete)
                 ]),
                 proptest::option::of(path),
-                proptest::option::of(ip.clone()),
+                proptest::option::of(host),
                 proptest::option::of(any::<u32>()),
                 proptest::option::of(any::<u32>()),
                 any::<bool>(),
-                proptest::option::of((any::<u32>(), ip.clone()).prop_map(|(a, i)| Aggregator {
+                proptest::option::of((1u32.., ip.clone()).prop_map(|(a, i)| Aggregator {
                     asn: Asn(a),
                     address: i,
                 })),

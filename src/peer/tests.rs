@@ -731,10 +731,11 @@ async fn a_connection_collision_leaves_one_session() {
         .await;
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_new_connection_while_established_is_a_restarted_peer() {
+/// A session established with a raw peer that advertised graceful restart, and a second
+/// connection from the peer's address handed to the task: (task, first connection, second
+/// connection, the peer's OPEN).
+async fn established_gr_with_second_connection() -> (Side, Raw, Raw, Open) {
     let (mut side, mut raw) = Raw::connect(config(1, 65001, 65002, true), 16, 4096).await;
-    // The raw peer advertises graceful restart.
     let gr = bgp_wire::capability::GracefulRestart {
         flags: 0,
         restart_time: 120,
@@ -750,7 +751,6 @@ async fn a_new_connection_while_established_is_a_restarted_peer() {
     assert_eq!(raw.recv().await, Message::Keepalive);
     raw.send(Message::Keepalive).await;
     side.wait_for("Established", established).await;
-    // The peer restarts and connects again; the old connection is silently dead.
     let (ours, theirs) = tokio::io::duplex(4096);
     side.handle
         .send(PeerCommand::Accepted {
@@ -759,11 +759,18 @@ async fn a_new_connection_while_established_is_a_restarted_peer() {
         })
         .await
         .unwrap();
-    let mut raw2 = Raw {
+    let raw2 = Raw {
         s: ours,
         buf: BytesMut::new(),
         ctx: Context::default(),
     };
+    (side, raw, raw2, open)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_connection_while_established_is_a_restarted_peer() {
+    let (mut side, raw, mut raw2, open) = established_gr_with_second_connection().await;
+    // The peer restarts and connects again; the old connection is silently dead.
     let before = Clock::new();
     raw2.send(Message::Open(open)).await;
     assert!(matches!(raw2.recv().await, Message::Open(_)));
@@ -782,6 +789,38 @@ async fn a_new_connection_while_established_is_a_restarted_peer() {
     raw2.send(Message::Keepalive).await;
     side.wait_for("Established again", established).await;
     drop(raw);
+}
+
+/// RFC 4271 §6.2 on a second connection: an OPEN that fails the checks (here a wrong peer
+/// AS) gets its NOTIFICATION there, and the established session is left alone, graceful
+/// restart or not.
+#[tokio::test(start_paused = true)]
+async fn a_bad_open_on_a_second_connection_gets_its_notification_and_changes_nothing() {
+    let (mut side, mut raw, mut raw2, open) = established_gr_with_second_connection().await;
+    let mut bad = open;
+    bad.my_as = 65099;
+    bad.capabilities
+        .retain(|c| !matches!(c, Capability::FourOctetAs(_)));
+    raw2.send(Message::Open(bad)).await;
+    assert!(matches!(raw2.recv().await, Message::Open(_)));
+    match raw2.recv().await {
+        Message::Notification(n) => assert_eq!(
+            (n.code, n.subcode),
+            (
+                bgp_wire::notification::code::OPEN_MESSAGE,
+                bgp_wire::notification::open_subcode::BAD_PEER_AS
+            )
+        ),
+        m => panic!("expected a NOTIFICATION, got {m:?}"),
+    }
+    // The first session stays: it keeps answering keepalives, and nothing went down.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    raw.send(Message::Keepalive).await;
+    assert_eq!(raw.recv().await, Message::Keepalive);
+    while let Ok(e) = side.events.try_recv() {
+        assert!(!session_down(&e.action), "{e:?}");
+        assert!(!matches!(e.action, Action::RetainStale(_)), "{e:?}");
+    }
 }
 
 #[tokio::test]

@@ -12,18 +12,22 @@
 mod connect;
 mod graceful_restart;
 mod harness;
+mod many_routes;
 mod md5;
 mod ours;
 mod refresh;
 mod rfc8538;
 mod routes;
 mod timers;
+mod we_restart;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bgp_fsm::Action;
+use bgp_fsm::{Action, GracefulRestartConfig};
+use bgp_speaker::{GlobalSettings, PeerSettings};
 use bgp_testkit::daemons::{Daemon, DaemonKind, DaemonSpec, Lab, require_daemon};
+use bgp_wire::{AfiSafi, Asn};
 
 use ours::{OurConfig, OurSide, PeerTaskSide};
 
@@ -31,6 +35,9 @@ use ours::{OurConfig, OurSide, PeerTaskSide};
 pub(crate) const OUR_AS: u32 = 4_200_000_001;
 /// The daemon's AS in eBGP scenarios.
 pub(crate) const DAEMON_AS: u32 = 4_200_000_002;
+
+/// The AS of a third peer: a monitor behind the daemon, or a second peer of ours.
+pub(crate) const MONITOR_AS: u32 = 4_200_000_003;
 
 /// How long a daemon may take until its CLI answers.
 pub(crate) const READY: Duration = Duration::from_secs(15);
@@ -114,4 +121,45 @@ pub(crate) fn establish(spec: DaemonSpec, cfg: OurConfig, lab: Lab) -> Pair {
     }));
     ok(daemon.wait_established(lab.ours, ESTABLISH));
     Pair { daemon, ours }
+}
+
+/// Our speaker's settings for a session with the daemon of `spec` (IPv4 and IPv6 unicast,
+/// graceful restart with `restart_time`, short retry timers), from `lab.ours`.
+pub(crate) fn speaker_settings(spec: &DaemonSpec, lab: Lab, restart_time: u16) -> GlobalSettings {
+    GlobalSettings {
+        asn: Asn(OUR_AS),
+        router_id: lab.ours,
+        peers: vec![our_peer(
+            lab.ours,
+            spec.addr,
+            spec.port,
+            spec.asn,
+            restart_time,
+        )],
+        ..GlobalSettings::default()
+    }
+}
+
+/// One peer of our speaker at `addr:port` (AS `asn`), connecting from `local`.
+pub(crate) fn our_peer(
+    local: std::net::Ipv4Addr,
+    addr: std::net::Ipv4Addr,
+    port: u16,
+    asn: u32,
+    restart_time: u16,
+) -> PeerSettings {
+    PeerSettings {
+        address: addr.into(),
+        port,
+        asn: Asn(asn),
+        local_address: Some(local.into()),
+        connect_retry: Duration::from_secs(2),
+        idle_hold_time: Duration::from_secs(1),
+        families: vec![AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST],
+        graceful_restart: GracefulRestartConfig {
+            restart_time,
+            ..GracefulRestartConfig::default()
+        },
+        ..PeerSettings::default()
+    }
 }

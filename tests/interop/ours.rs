@@ -17,12 +17,14 @@ use bgp_speaker::peer::PeerStatus;
 use bgp_speaker::sockopt::SocketOptions;
 use bgp_speaker::transport::ConnectFuture;
 use bgp_speaker::{
-    Clock, Connector, Dispatcher, Outbox, OutboxHandle, PeerCommand, PeerConfig, PeerContext,
-    PeerEvent, PeerHandle, PeerId, TcpConnector, listener, spawn_peer,
+    Clock, Connector, Dispatcher, Event, GlobalSettings, Outbox, OutboxHandle, PeerCommand,
+    PeerConfig, PeerContext, PeerEvent, PeerHandle, PeerId, Route, ShutdownOptions, Speaker,
+    SpeakerError, SpeakerHandle, TcpConnector, listener, spawn_peer,
 };
 use bgp_testkit::daemons::{DaemonRoute, RouteSpec};
 use bgp_wire::{AfiSafi, Asn, Context, pack_announce};
 use bytes::BytesMut;
+use ipnet::IpNet;
 use tokio::sync::mpsc;
 
 /// What a scenario needs from our side.
@@ -298,6 +300,30 @@ impl PeerTaskSide {
             .collect()
     }
 
+    /// How many events were seen so far (a mark for [`PeerTaskSide::withdrawn_since`]).
+    pub(crate) fn mark(&mut self) -> usize {
+        self.pull();
+        self.seen.len()
+    }
+
+    /// Every prefix withdrawn in the UPDATEs received since `mark` (in order, repeats
+    /// kept), and how many times the session went down since.
+    pub(crate) fn withdrawn_since(&mut self, mark: usize) -> (Vec<IpNet>, usize) {
+        self.pull();
+        let mut withdrawn = Vec::new();
+        let mut downs = 0;
+        for e in &self.seen[mark.min(self.seen.len())..] {
+            match &e.action {
+                Action::UpdateReceived(u) => {
+                    withdrawn.extend(u.withdrawn_all().map(|p| p.1.prefix))
+                }
+                Action::SessionDown(_) => downs += 1,
+                _ => {}
+            }
+        }
+        (withdrawn, downs)
+    }
+
     /// The message counters.
     pub(crate) fn stats(&self) -> Arc<bgp_speaker::peer::PeerStats> {
         self.handle.as_ref().expect("peer task").stats()
@@ -379,6 +405,148 @@ impl Drop for PeerTaskSide {
                 let _ = h.send(PeerCommand::Stop).await;
                 tokio::time::timeout(Duration::from_secs(3), h.join()).await
             });
+        }
+    }
+}
+
+/// Our side as the full speaker ([`Speaker`]: routes through the RIB, graceful restart from
+/// the restart-state file), on a runtime of its own (one worker thread). Its events are
+/// collected by a task as they come, each with the instant it arrived, so that a test can
+/// measure when something happened while it was blocked on a daemon's CLI.
+pub(crate) struct SpeakerSide {
+    rt: Option<tokio::runtime::Runtime>,
+    handle: SpeakerHandle,
+    events: Arc<Mutex<Vec<(Instant, Event)>>>,
+    /// `events[..cursor]` were offered to a `wait_event` predicate already.
+    cursor: usize,
+}
+
+impl SpeakerSide {
+    /// Starts a speaker with `settings`.
+    pub(crate) fn start(settings: GlobalSettings) -> SpeakerSide {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+        let handle = rt.block_on(async {
+            let (h, mut stream) = Speaker::start(settings).await.expect("speaker starts");
+            tokio::spawn(async move {
+                while let Some(e) = stream.recv().await {
+                    let mut v = sink.lock().unwrap_or_else(|e| e.into_inner());
+                    v.push((Instant::now(), e));
+                }
+            });
+            h
+        });
+        SpeakerSide {
+            rt: Some(rt),
+            handle,
+            events,
+            cursor: 0,
+        }
+    }
+
+    /// Runs a handle call to completion.
+    pub(crate) fn call<T, F>(&self, f: impl FnOnce(SpeakerHandle) -> F) -> T
+    where
+        F: std::future::Future<Output = Result<T, SpeakerError>>,
+    {
+        let rt = self.rt.as_ref().expect("runtime");
+        let h = self.handle.clone();
+        match rt.block_on(async move { tokio::time::timeout(Duration::from_secs(30), f(h)).await })
+        {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => panic!("speaker call failed: {e}"),
+            Err(_) => panic!("speaker call did not return within 30 s"),
+        }
+    }
+
+    /// Every event so far, with the instant it arrived.
+    pub(crate) fn events(&self) -> Vec<(Instant, Event)> {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Waits (bounded) for an event matching `pred`, looking first at the events not yet
+    /// offered to a `wait_event`.
+    pub(crate) fn wait_event(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut pred: impl FnMut(&Event) -> bool,
+    ) -> Result<(Instant, Event), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let all = self.events();
+            while self.cursor < all.len() {
+                let (at, e) = &all[self.cursor];
+                self.cursor += 1;
+                if pred(e) {
+                    return Ok((*at, e.clone()));
+                }
+            }
+            if Instant::now() >= deadline {
+                let shown: Vec<String> = all.iter().map(|(_, e)| e.to_string()).collect();
+                return Err(format!(
+                    "timeout after {timeout:?}: our speaker never saw {what}; events: {shown:#?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits (bounded) until the speaker's Loc-RIB satisfies `done`; returns it.
+    pub(crate) fn wait_rib(
+        &self,
+        what: &str,
+        timeout: Duration,
+        poll: Duration,
+        mut done: impl FnMut(&[(AfiSafi, IpNet, Route)]) -> bool,
+    ) -> Result<Vec<(AfiSafi, IpNet, Route)>, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let r = self.call(|h| async move { h.routes().await });
+            if done(&r) {
+                return Ok(r);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "timeout after {timeout:?}: our speaker's Loc-RIB never showed {what}; it holds {} routes",
+                    r.len()
+                ));
+            }
+            std::thread::sleep(poll);
+        }
+    }
+
+    /// Stops for restart (RFC 4724 §4.1: the restart-state file is written, the sessions
+    /// close without a Hard Reset) and lets the runtime go, as a process that exits would.
+    pub(crate) fn stop_for_restart(mut self) {
+        self.call(|h| async move { h.stop_for_restart().await });
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_timeout(Duration::from_secs(3));
+        }
+    }
+}
+
+impl Drop for SpeakerSide {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            let h = self.handle.clone();
+            // Stop for good (Cease); bounded. A speaker stopped already answers Stopped.
+            let _ = rt.block_on(async move {
+                tokio::time::timeout(
+                    Duration::from_secs(5),
+                    h.shutdown(ShutdownOptions::default()),
+                )
+                .await
+            });
+            rt.shutdown_timeout(Duration::from_secs(3));
         }
     }
 }

@@ -1,6 +1,6 @@
-//! Scenario 3: timers (RFC 4271 §4.2, §4.4, §10). A 3 s hold time stays Established for 20 s
-//! (the issue asks for a minute; 20 s is more than six hold times and keeps CI fast); a
-//! daemon proposing hold time 0 gives a session without keepalives that stays up.
+//! Scenario 7: timers (RFC 4271 §4.2, §4.4, §10). A 3 s hold time stays Established for a
+//! minute (twenty hold times, as issue 6 asks); a daemon proposing hold time 0 gives a session
+//! without keepalives that stays up.
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ per_daemon!(hold_time_3s, super::hold_time_3s);
 per_daemon!(hold_time_zero, super::hold_time_zero);
 
 /// How long the short-hold-time session must stay up.
-const SOAK: Duration = Duration::from_secs(20);
+const SOAK: Duration = Duration::from_secs(60);
 
 fn negotiated_hold(pair: &crate::Pair) -> u16 {
     let status = pair.ours.status();

@@ -1373,10 +1373,111 @@ fn rfc4724_4_1_restarting_speaker_defers_eor_then_clears_r_bit() {
 #[test]
 fn config_change_sends_cease_and_restarts() {
     let mut s = established();
-    let a = s.handle(t(5), Input::ConfigChanged(Box::new(cfg())));
+    let changed = SessionConfig {
+        hold_time: 30,
+        ..cfg()
+    };
+    let a = s.handle(t(5), Input::ConfigChanged(Box::new(changed)));
     assert_eq!(notification(&a), Some((6, 6)));
     assert!(a.contains(&Action::SessionDown(DownReason::ConfigChange)));
     assert!(s.timers().is_running(Timer::IdleHold));
+}
+
+#[test]
+fn config_change_of_local_timers_keeps_the_session() {
+    let mut s = established();
+    let changed = SessionConfig {
+        connect_retry_time: Duration::from_secs(7),
+        idle_hold_time: Duration::from_secs(1),
+        passive: true,
+        ..cfg()
+    };
+    assert!(!cfg().requires_reset(&changed));
+    let a = s.handle(t(5), Input::ConfigChanged(Box::new(changed)));
+    assert!(a.is_empty(), "{a:?}");
+    assert_eq!(name(&s), "Established");
+    // The new idle hold time is used the next time the session goes down.
+    let a = s.handle(t(6), Input::TcpFails);
+    assert!(a.iter().any(|a| matches!(a, Action::SessionDown(_))));
+    // (Jittered down by at most a quarter.)
+    let at = s.poll_timeout().expect("idle hold timer");
+    assert!(at > t(6) && at <= t(7), "{at:?}");
+}
+
+#[test]
+fn requires_reset_for_what_goes_into_the_open() {
+    let base = cfg();
+    for changed in [
+        SessionConfig {
+            hold_time: 9,
+            ..cfg()
+        },
+        SessionConfig {
+            families: vec![V4],
+            ..cfg()
+        },
+        SessionConfig {
+            bgp_id: Ipv4Addr::new(1, 2, 3, 4),
+            ..cfg()
+        },
+        SessionConfig {
+            route_refresh: false,
+            ..cfg()
+        },
+    ] {
+        assert!(base.requires_reset(&changed), "{changed:?}");
+    }
+    assert!(!base.requires_reset(&cfg()));
+}
+
+fn prefix_limit(restart_after: Option<Duration>) -> Input {
+    Input::PrefixLimitExceeded {
+        family: V4,
+        limit: 1000,
+        restart_after,
+    }
+}
+
+/// RFC 4486 §4: Cease/Maximum Number of Prefixes Reached with AFI, SAFI and the limit as
+/// data; RFC 8538 §5: inside a Hard Reset when the N bit was negotiated, so no side keeps
+/// the routes.
+#[test]
+fn prefix_limit_rfc4486_4_rfc8538_5_hard_reset_and_stays_down() {
+    let mut s = established();
+    let a = s.handle(t(5), prefix_limit(None));
+    let n = sent(&a)
+        .into_iter()
+        .find_map(|m| match m {
+            Message::Notification(n) => Some(n.clone()),
+            _ => None,
+        })
+        .expect("a NOTIFICATION");
+    assert!(n.is_hard_reset());
+    let inner = n.hard_reset_inner().expect("inner");
+    assert_eq!((inner.code, inner.subcode), (6, 1));
+    assert_eq!(&inner.data[..], &[0, 1, 1, 0, 0, 0x03, 0xe8]);
+    assert!(!a.iter().any(|a| matches!(a, Action::RetainStale(_))));
+    assert!(a.iter().any(|a| matches!(a, Action::SessionDown(_))));
+    assert_eq!(name(&s), "Idle");
+    // No automatic restart, however long we wait.
+    assert!(!s.timers().is_running(Timer::IdleHold));
+    assert!(advance(&mut s, t(10_000)).is_empty());
+    // An operator's reset starts it again.
+    assert_eq!(s.handle(t(10_001), Input::HardReset), vec![Action::Connect]);
+    assert_eq!(name(&s), "Connect");
+}
+
+#[test]
+fn prefix_limit_without_n_bit_is_a_plain_cease_and_restarts_after_the_set_time() {
+    let mut s = open_sent();
+    let _ = s.handle(t(2), msg(peer_open_with(gr_cap(0, &[(V4, true)]))));
+    let _ = s.handle(t(3), msg(Message::Keepalive));
+    assert_eq!(name(&s), "Established");
+    let a = s.handle(t(5), prefix_limit(Some(Duration::from_secs(60))));
+    assert_eq!(notification(&a), Some((6, 1)));
+    assert!(!a.iter().any(|a| matches!(a, Action::RetainStale(_))));
+    assert_eq!(s.poll_timeout(), Some(t(65)));
+    assert_eq!(s.handle_timeout(t(65)), vec![Action::Connect]);
 }
 
 #[test]
