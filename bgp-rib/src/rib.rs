@@ -1063,14 +1063,17 @@ impl Rib {
                             && told.as_ref().is_some_and(|t| Arc::ptr_eq(t, &a));
                         if unchanged {
                             settled.push((prefix, flags, true));
+                            store.release(a);
                         } else {
+                            // The group's reference is given back after the packing; this
+                            // one can simply go (the store frees a set once every copy but
+                            // its own is gone and one was given back).
                             groups
                                 .entry(Arc::as_ptr(&a) as usize)
-                                .or_insert_with(|| (a.clone(), Vec::new()))
+                                .or_insert_with(|| (a, Vec::new()))
                                 .1
                                 .push((prefix, flags));
                         }
-                        store.release(a);
                     }
                 }
             }

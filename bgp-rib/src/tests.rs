@@ -1527,3 +1527,33 @@ fn adj_in_changes_can_be_counted_without_the_list() {
     assert_eq!(rib.adj_rib_in(a).unwrap().len(V4), 1);
     assert!(rib.mark_stale(a, AfiSafi::IPV6_UNICAST).is_empty());
 }
+
+#[test]
+fn exported_sets_live_only_while_they_are_written() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let b = rib.add_peer(peer(65002, 3)).unwrap();
+    up(&mut rib, b);
+    let _ = rib.apply_update(a, &upd(attrs(&[65001]), &["10.0.0.0/8", "11.0.0.0/8"], &[]));
+    let _ = rib.apply_update(a, &upd(attrs(&[65001, 7]), &["12.0.0.0/8"], &[]));
+    let (d, _) = drain_updates(&mut rib, b);
+    assert_eq!(
+        (d.messages, d.announced),
+        (2 + 2, 3),
+        "two UPDATEs, two End-of-RIB"
+    );
+    // The next operation frees what the drain exported: only the received sets remain,
+    // without a full scan.
+    let (d, _) = drain_updates(&mut rib, b);
+    assert_eq!(d, Drained::default());
+    assert_eq!(rib.attribute_sets(), 2);
+    assert_eq!(rib.adj_rib_out(b).unwrap().entries(), 0);
+    // A late peer: owed the table, then up to date.
+    let c = rib.add_peer(peer(65003, 4)).unwrap();
+    up(&mut rib, c);
+    assert_eq!(rib.adj_rib_out(c).unwrap().pending(), 3);
+    let _ = drain_updates(&mut rib, c);
+    let _ = drain_updates(&mut rib, c);
+    assert_eq!(rib.attribute_sets(), 2);
+    assert_eq!(rib.adj_rib_out(c).unwrap().told_count(V4), 3);
+}
