@@ -1453,10 +1453,19 @@ fn trim_memo(store: &mut AttrStore, memo: &mut Memo) {
 
 /// Empties an export memo, giving its references back to the store.
 fn clear_memo(store: &mut AttrStore, memo: &mut Memo) {
+    // Clearing a map touches every bucket, used or not: an empty memo is left alone, and a
+    // large one (after a walk of the table) is given back rather than kept for the next
+    // operation, which is usually one UPDATE.
+    if memo.is_empty() {
+        return;
+    }
     for (_, v) in memo.drain() {
         if let Some(a) = v {
             store.release(a);
         }
+    }
+    if memo.capacity() > 1024 {
+        *memo = Memo::default();
     }
 }
 
