@@ -82,18 +82,3 @@ fn core_bytes_corpus() {
         "the corpus never gets routes in"
     );
 }
-
-#[test]
-#[ignore]
-fn core_debug() {
-    for (i, data) in corpus("core_bytes").iter().enumerate() {
-        eprintln!("{i} {:?}", bgp_testkit::fuzz::core_bytes(data));
-    }
-}
-#[test]
-#[ignore]
-fn rib_debug() {
-    for (i, data) in corpus("rib_updates").iter().enumerate() {
-        eprintln!("{i} {:?}", bgp_testkit::fuzz::rib_updates(data));
-    }
-}
