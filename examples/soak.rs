@@ -7,11 +7,16 @@
 //!      [--rate UPDATES_PER_SEC] [--flap-secs SECS] [--prefixes N] [--seed S] [--out FILE]
 //! ```
 //!
-//! The speaker under test is the CLI example (`examples/speaker.rs`, the `speaker` binary next
-//! to this one unless `--speaker` says otherwise), run as a separate process from a generated
-//! configuration: it listens on 127.0.0.1 (a free port) and waits, passive, for `--peers` eBGP
-//! peers from 127.0.0.10, 127.0.0.11, ... (IPv4 and IPv6 unicast, export of learned routes on,
-//! so every change goes out to the other peers too), and announces a few routes of its own.
+//! The speaker under test runs as a separate process: by default this binary again
+//! (`soak --serve`), a `bgp_speaker::Speaker` on a current-thread runtime like the CLI's, with
+//! no idle hold time after a session loss (as `tests/flaps.rs`), so that the flaps are not
+//! damped; with `--cli`, the CLI example (`examples/speaker.rs`, the `speaker` binary next to
+//! this one unless `--speaker` says otherwise) from a generated configuration, whose peers
+//! damp oscillations (the idle hold time doubles up to 5 minutes after each flap, so most
+//! peers spend most of the run refused in Idle). Either way it listens on 127.0.0.1 (a free
+//! port) and waits, passive, for `--peers` eBGP peers from 127.0.0.10, 127.0.0.11, ... (IPv4
+//! and IPv6 unicast, export of learned routes on, so every change goes out to the other peers
+//! too), and announces a few routes of its own.
 //!
 //! Each peer is a small task built on bgp-wire: it connects, does the OPEN exchange (the odd
 //! peers with graceful restart, so that their flaps keep routes stale until they are back and
@@ -34,6 +39,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bgp_speaker::{Announcement, GlobalSettings, Network, PeerSettings, Speaker};
 use bgp_testkit::Rng;
 use bgp_wire::capability::{Capability, GracefulRestart, GracefulRestartFamily};
 use bgp_wire::{
@@ -50,9 +56,15 @@ use tokio::net::TcpSocket;
 /// Random UPDATE churn and session flaps against a speaker; its fds and RSS every minute.
 #[derive(Parser, Debug, Clone)]
 struct Args {
-    /// The speaker CLI binary (default: `speaker` next to this binary).
+    /// Test the CLI example instead of a library speaker.
+    #[arg(long)]
+    cli: bool,
+    /// The speaker CLI binary (default: `speaker` next to this binary); implies `--cli`.
     #[arg(long)]
     speaker: Option<PathBuf>,
+    /// Internal: be the speaker under test, listening on this port.
+    #[arg(long, hide = true)]
+    serve: Option<u16>,
     /// How long to run, in seconds.
     #[arg(long, default_value_t = 3600)]
     duration: u64,
@@ -81,6 +93,7 @@ struct Args {
 
 const SPEAKER_ASN: u32 = 4_200_000_001;
 const HOLD_TIME: u16 = 30;
+const OWN_ROUTES: [&str; 3] = ["198.51.100.0/24", "203.0.113.0/24", "2001:db8:100::/48"];
 
 #[derive(Default)]
 struct Stats {
@@ -115,7 +128,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(args)) {
+    let result = match args.serve {
+        Some(port) => rt.block_on(serve(port, args.peers)),
+        None => rt.block_on(run(args)),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("soak: {e}");
@@ -153,7 +170,7 @@ fn config(args: &Args, port: u16, state_file: &std::path::Path) -> String {
             65100 + u32::from(i)
         );
     }
-    for p in ["198.51.100.0/24", "203.0.113.0/24", "2001:db8:100::/48"] {
+    for p in OWN_ROUTES {
         let _ = writeln!(c, "[[announce]]\nprefix = \"{p}\"\n");
     }
     c
@@ -201,26 +218,71 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-async fn run(args: Args) -> Result<(), String> {
-    let speaker = match &args.speaker {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()
-            .map_err(|e| e.to_string())?
-            .with_file_name("speaker"),
+/// The speaker under test without the CLI: what `GlobalSettings::from_config` would build
+/// from the `--cli` configuration, with no idle hold time.
+async fn serve(port: u16, peers: u8) -> Result<(), String> {
+    let settings = GlobalSettings {
+        asn: Asn(SPEAKER_ASN),
+        router_id: Ipv4Addr::new(192, 0, 2, 1),
+        listen: vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)],
+        export_learned: true,
+        forwarding_preserved: AfiSafi::KNOWN.into_iter().collect(),
+        peers: (0..peers)
+            .map(|i| PeerSettings {
+                passive: true,
+                hold_time: HOLD_TIME,
+                idle_hold_time: Duration::ZERO,
+                families: vec![AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST],
+                next_hop_ipv4: Some(Ipv4Addr::new(198, 18, 0, 1)),
+                next_hop_ipv6: Some(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+                ..PeerSettings::new(IpAddr::V4(peer_ip(i)), Asn(65100 + u32::from(i)))
+            })
+            .collect(),
+        announcements: OWN_ROUTES
+            .iter()
+            .filter_map(|p| p.parse().ok())
+            .map(Announcement::new)
+            .collect(),
+        network: Network::Tcp,
+        ..GlobalSettings::default()
     };
+    let (_handle, mut events) = Speaker::start(settings)
+        .await
+        .map_err(|e| format!("speaker: {e}"))?;
+    // Runs until killed; the events are read as an embedder would.
+    while events.recv().await.is_some() {}
+    Ok(())
+}
+
+async fn run(args: Args) -> Result<(), String> {
     let port = free_port()?;
     let dir = std::env::temp_dir().join(format!("bgp-soak-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let cfg_path = dir.join("speaker.toml");
-    std::fs::write(&cfg_path, config(&args, port, &dir.join("restart-state")))
-        .map_err(|e| format!("{}: {e}", cfg_path.display()))?;
-    let mut child = Command::new(&speaker)
-        .arg("--config")
-        .arg(&cfg_path)
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut command = if args.cli || args.speaker.is_some() {
+        let speaker = args
+            .speaker
+            .clone()
+            .unwrap_or_else(|| exe.with_file_name("speaker"));
+        let cfg_path = dir.join("speaker.toml");
+        std::fs::write(&cfg_path, config(&args, port, &dir.join("restart-state")))
+            .map_err(|e| format!("{}: {e}", cfg_path.display()))?;
+        let mut c = Command::new(speaker);
+        c.arg("--config").arg(&cfg_path);
+        c
+    } else {
+        let mut c = Command::new(&exe);
+        c.arg("--serve")
+            .arg(port.to_string())
+            .arg("--peers")
+            .arg(args.peers.to_string());
+        c
+    };
+    let mut child = command
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|e| format!("{}: {e}", speaker.display()))?;
+        .map_err(|e| format!("speaker under test: {e}"))?;
     let pid = child.id();
     eprintln!(
         "soak: speaker pid {pid} on 127.0.0.1:{port}, {} peers, {} UPDATEs/s each, flaps every ~{} s, {} s",
@@ -322,6 +384,7 @@ fn report(args: &Args, samples: &[Sample], stats: &Stats, speaker_cpu: f64) -> S
     let rss: Vec<usize> = samples.iter().map(|s| s.rss_kb).collect();
     serde_json::json!({
         "finished_unix": unix,
+        "speaker": if args.cli || args.speaker.is_some() { "cli" } else { "library" },
         "duration_secs": args.duration,
         "peers": args.peers,
         "rate_per_peer": args.rate,
