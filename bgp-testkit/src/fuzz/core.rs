@@ -10,8 +10,10 @@
 //! core, receives what is exported.
 //!
 //! Checked besides the session's invariants: what the core sends either peer frames and
-//! decodes with that peer's context; the core knows the session is up exactly while the FSM
-//! is Established; a peer that is down and not restarting has no routes in the Loc-RIB.
+//! decodes with that peer's context, and announces only current best routes that peer may
+//! have (ours; learned ones only with export of learned routes, and never back to where they
+//! came from); the core knows the session is up exactly while the FSM is Established; a peer
+//! that is down and not restarting has no routes in the Loc-RIB.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -432,8 +434,52 @@ impl Harness {
         if !self.connected || !self.runner.session().state().is_established() {
             return;
         }
+        let before = self.wbuf.len();
         let _ = self.core.drain_limited(&self.peer, &mut self.wbuf, max);
+        if let (Some(n), Some(drained)) =
+            (self.core.negotiated(&self.peer), self.wbuf.get(before..))
+        {
+            let mut drained = BytesMut::from(drained);
+            let ctx = n.context();
+            let peer = self.peer.clone();
+            self.check_exported(&mut drained, &ctx, &peer);
+        }
         self.take_pending();
+    }
+
+    /// What a drain announced to `to` is best routes it may have: ours, or (with export of
+    /// learned routes) those of the other peer, never its own.
+    fn check_exported(&self, buf: &mut BytesMut, ctx: &Context, to: &PeerId) {
+        let routes = self.core.routes();
+        let export_learned = self.core.settings().export_learned;
+        while let Ok(Some((h, m))) = split_message(buf, ctx.max_message_len) {
+            let Ok(Message::Update(u)) =
+                Message::decode_body(h, m.slice(context::HEADER_LEN..), ctx)
+            else {
+                panic!("drained a message that is not an UPDATE, or does not decode")
+            };
+            for (f, n) in u.announced() {
+                let best = routes.iter().find(|(rf, p, _)| *rf == f && *p == n.prefix);
+                let Some((_, _, route)) = best else {
+                    panic!("{} announced to {to}, not a best route", n.prefix)
+                };
+                match &route.from {
+                    None => {}
+                    Some(from) => {
+                        assert!(
+                            from != to,
+                            "{} sent back to the peer it came from",
+                            n.prefix
+                        );
+                        assert!(
+                            export_learned,
+                            "{} learned, exported without export_learned",
+                            n.prefix
+                        );
+                    }
+                }
+            }
+        }
     }
 
     fn op(&mut self, r: &mut Reader<'_>) {
@@ -513,7 +559,10 @@ impl Harness {
                 let _ = self.core.drain(&self.other, &mut out);
                 if let Some(n) = self.core.negotiated(&self.other) {
                     let ctx = n.context();
+                    let mut copy = out.clone();
                     decode_all(&mut out, &ctx, "to the other peer");
+                    let other = self.other.clone();
+                    self.check_exported(&mut copy, &ctx, &other);
                 }
                 self.take_pending();
             }
