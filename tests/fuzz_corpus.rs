@@ -55,3 +55,30 @@ fn fsm_sequence_corpus() {
         }
     }
 }
+
+#[test]
+fn rib_updates_corpus() {
+    let inputs = corpus("rib_updates");
+    assert!(!inputs.is_empty());
+    let mut told = 0;
+    for data in inputs {
+        told += bgp_testkit::fuzz::rib_updates(&data).1;
+    }
+    assert!(told > 0, "the corpus never gets a route to a peer");
+}
+
+#[test]
+fn core_bytes_corpus() {
+    let inputs = corpus("core_bytes");
+    assert!(!inputs.is_empty());
+    let (mut established, mut updates) = (0, 0);
+    for data in inputs {
+        let run = bgp_testkit::fuzz::core_bytes(&data);
+        established += run.established;
+        updates += run.updates;
+    }
+    assert!(
+        established > 0 && updates > 0,
+        "the corpus never gets routes in"
+    );
+}

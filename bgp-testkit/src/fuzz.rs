@@ -5,6 +5,12 @@
 use bgp_wire::{AfiSafi, AfiSafiSet, Context, Message, context, split_message};
 use bytes::BytesMut;
 
+pub mod core;
+pub mod rib;
+
+pub use core::core_bytes;
+pub use rib::rib_updates;
+
 /// A context chosen by one input byte: 4-octet AS or not, extended messages or not, and
 /// ADD-PATH receive for each of the four known families.
 pub fn context_from(byte: u8) -> Context {
@@ -72,5 +78,38 @@ fn is_clean(m: &Message) -> bool {
     match m {
         Message::Update(u) => u.errors.is_empty(),
         _ => true,
+    }
+}
+
+/// Reads a fuzz input a byte at a time; past the end every byte is zero.
+#[derive(Debug)]
+pub(crate) struct Reader<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(data: &'a [u8]) -> Self {
+        Reader { data }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    pub(crate) fn u8(&mut self) -> u8 {
+        match self.data.split_first() {
+            Some((&b, rest)) => {
+                self.data = rest;
+                b
+            }
+            None => 0,
+        }
+    }
+
+    /// Up to `n` bytes (fewer at the end).
+    pub(crate) fn take(&mut self, n: usize) -> &'a [u8] {
+        let (a, b) = self.data.split_at(n.min(self.data.len()));
+        self.data = b;
+        a
     }
 }
