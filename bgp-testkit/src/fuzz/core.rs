@@ -225,6 +225,7 @@ impl Harness {
             router_id: ROUTER_ID,
             export_learned: timers & 0x20 == 0,
             loc_rib_events: timers & 0x40 == 0,
+            limits: Default::default(),
         };
         let mut core = Core::new(settings);
         let peer = PeerId::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)));
@@ -238,6 +239,7 @@ impl Harness {
                     local_v4: Some(Ipv4Addr::new(10, 0, 0, 1)),
                     local_v6: Some(Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 1)),
                     restarting,
+                    prefix_limits: Vec::new(),
                 },
             );
         }
@@ -352,6 +354,11 @@ impl Harness {
                 inputs.push_back(match c {
                     CoreCommand::RefreshDone(f) => Input::RefreshDone(f),
                     CoreCommand::InitialRoutesSent => Input::InitialRoutesSent(None),
+                    CoreCommand::PrefixLimitExceeded(l) => Input::PrefixLimitExceeded {
+                        family: l.family,
+                        limit: l.max,
+                        restart_after: l.restart_after,
+                    },
                 });
             }
         }
