@@ -483,7 +483,7 @@ pub struct DaemonSpec {
     /// Many plain IPv4 prefixes it originates besides [`DaemonSpec::routes`] (ORIGIN IGP,
     /// no optional attributes, next hop as for every route): FRR `network` statements, a
     /// BIRD static protocol `bulk4` of its own, for GoBGP an MRT table dump injected with
-    /// `gobgp mrt inject global` once the API answers. [`Daemon::withdraw_bulk`] withdraws
+    /// `gobgp mrt inject global` once the API answers. [`Daemon::withdraw_all`] withdraws
     /// them all.
     pub bulk_routes: Vec<IpNet>,
     /// Log only what is critical: bgpd without zebra logs an error line per route, which
