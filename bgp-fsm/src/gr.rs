@@ -46,6 +46,7 @@ use std::time::Duration;
 use bgp_wire::{AfiSafi, AfiSafiSet};
 
 use crate::config::GracefulRestartConfig;
+use crate::image::{GrFamilyImage, ResumeError};
 use crate::negotiated::Negotiated;
 use crate::session::Action;
 use crate::time::Time;
@@ -326,6 +327,49 @@ impl GrMachine {
                 _ => self.purge(f, out),
             }
         }
+    }
+
+    /// Every family that is not in its default state, with times relative to `now`.
+    pub(crate) fn image(&self, now: Time) -> Vec<GrFamilyImage> {
+        AfiSafi::KNOWN
+            .into_iter()
+            .filter_map(|f| {
+                let s = self.state(f)?;
+                (*s != FamilyState::default()).then(|| GrFamilyImage {
+                    family: f,
+                    phase: s.phase,
+                    remaining: s.deadline.map(|d| d.saturating_since(now)),
+                    stale_for: s.since.map(|t| now.saturating_since(t)),
+                    cap_remaining: s.cap.map(|d| d.saturating_since(now)),
+                    llgr: s.llgr,
+                })
+            })
+            .collect()
+    }
+
+    /// The machine an image describes, its times made absolute from `now` (a moment before
+    /// the epoch is clamped to it).
+    pub(crate) fn from_image(now: Time, families: &[GrFamilyImage]) -> Result<Self, ResumeError> {
+        let mut g = GrMachine::default();
+        let mut seen = AfiSafiSet::EMPTY;
+        for i in families {
+            if seen.contains(i.family) || !seen.insert(i.family) {
+                return Err(ResumeError::GrFamily(i.family));
+            }
+            let s = g
+                .state_mut(i.family)
+                .ok_or(ResumeError::GrFamily(i.family))?;
+            *s = FamilyState {
+                phase: i.phase,
+                deadline: i.remaining.map(|d| now + d),
+                since: i
+                    .stale_for
+                    .map(|d| Time::from_duration(now.since_epoch().saturating_sub(d))),
+                cap: i.cap_remaining.map(|d| now + d),
+                llgr: i.llgr,
+            };
+        }
+        Ok(g)
     }
 
     /// Writes the earliest deadline of each kind into the session's timer table.

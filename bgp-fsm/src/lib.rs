@@ -37,6 +37,7 @@
 
 pub mod config;
 pub mod gr;
+pub mod image;
 pub mod negotiated;
 pub mod script;
 pub mod session;
@@ -46,6 +47,7 @@ pub mod validate;
 
 pub use config::{GracefulRestartConfig, SessionConfig};
 pub use gr::{GrMachine, Phase};
+pub use image::{GrFamilyImage, IMAGE_VERSION, ImageError, ResumeError, SessionImage};
 pub use negotiated::Negotiated;
 pub use session::{
     Action, DownReason, Established, Input, Session, State, collision_keeps_local_connection,

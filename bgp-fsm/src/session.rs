@@ -40,6 +40,7 @@ use bgp_wire::{
 
 use crate::config::SessionConfig;
 use crate::gr::{GrMachine, Retention};
+use crate::image::{ResumeError, SessionImage};
 use crate::negotiated::Negotiated;
 use crate::time::Time;
 use crate::timer::{Jitter, Timer, Timers};
@@ -275,6 +276,8 @@ pub struct Session {
     forwarding: AfiSafiSet,
     last_down: Option<DownReason>,
     limit_stopped: bool,
+    /// Our OPEN and the peer's, from OpenConfirm on, for [`Session::image`].
+    opens: Option<Box<(Open, Open)>>,
 }
 
 /// Which families get End-of-RIB, for one family or all.
@@ -305,7 +308,130 @@ impl Session {
             forwarding: AfiSafiSet::EMPTY,
             last_down: None,
             limit_stopped: false,
+            opens: None,
         }
+    }
+
+    /// The session as plain data, to continue it in another process with
+    /// [`Session::resume`]; `None` unless Established. Deadlines are taken as the time
+    /// remaining after `now`, past moments as the time before it.
+    pub fn image(&self, now: Time) -> Option<SessionImage> {
+        let State::Established(e) = &self.state else {
+            return None;
+        };
+        let (local, peer) = self.opens.as_deref()?;
+        Some(SessionImage {
+            local_open: local.clone(),
+            peer_open: peer.clone(),
+            keepalive_time: e.negotiated.keepalive_time,
+            established_for: now.saturating_since(e.since),
+            eor_pending: e.eor_pending,
+            timers: self
+                .timers
+                .iter()
+                .filter(|(t, _)| !t.is_gr())
+                .map(|(t, at)| (t, at.saturating_since(now)))
+                .collect(),
+            graceful_restart: self.gr.image(now),
+            connect_retry_counter: self.connect_retry_counter,
+            failures: self.failures,
+            started: self.started,
+            passive: self.passive,
+            restarting: self.restarting,
+            forwarding: self.forwarding,
+            limit_stopped: self.limit_stopped,
+            last_down: self.last_down.clone(),
+            jitter: Some(self.jitter.state()),
+            rx: Bytes::copy_from_slice(&self.rx),
+        })
+    }
+
+    /// Continues an Established session from its [`SessionImage`] under `config`, in
+    /// Established at `now`, each deadline `now` plus its remaining time. Nothing is sent:
+    /// the peer sees the session go on (the next KEEPALIVE comes from the keepalive timer).
+    ///
+    /// The image is refused when the session could not go on under `config` without a reset:
+    /// when the OPEN we would send differs from the session's (AS, identifier, hold time,
+    /// capabilities; the R and F bits are taken from the session's OPEN), when the configured
+    /// peer AS or other checks refuse the peer's OPEN, or when the configured keepalive
+    /// interval negotiates another one. This is [`SessionConfig::requires_reset`] seen from
+    /// the OPENs, since the old configuration is not carried: settings that neither go into
+    /// an OPEN nor decide its acceptance (the graceful-restart stale, refresh and restart
+    /// time bounds, the timers outside Established, the jitter seed) are taken as they are,
+    /// and apply the next time they are used; the running deadlines come from the image.
+    /// The jitter continues from the image's state when it carries one.
+    pub fn resume(
+        config: SessionConfig,
+        image: SessionImage,
+        now: Time,
+    ) -> Result<Session, ResumeError> {
+        let SessionImage {
+            local_open,
+            peer_open,
+            keepalive_time,
+            established_for,
+            eor_pending,
+            timers: remaining,
+            graceful_restart,
+            connect_retry_counter,
+            failures,
+            started,
+            passive,
+            restarting,
+            forwarding,
+            limit_stopped,
+            last_down,
+            jitter,
+            rx,
+        } = image;
+        check_resume(&config, &local_open, &peer_open)?;
+        let by_config = Negotiated::new(&local_open, &peer_open, config.keepalive_time);
+        if by_config.keepalive_time != keepalive_time {
+            return Err(ResumeError::KeepaliveTime {
+                image: keepalive_time,
+                config: by_config.keepalive_time,
+            });
+        }
+        let negotiated = Negotiated::new(&local_open, &peer_open, Some(keepalive_time));
+        let ctx = negotiated.context();
+        let mut probe = BytesMut::from(&rx[..]);
+        if rx.len() >= ctx.max_message_len
+            || !matches!(split_message(&mut probe, ctx.max_message_len), Ok(None))
+        {
+            return Err(ResumeError::Buffered);
+        }
+        let gr = GrMachine::from_image(now, &graceful_restart)?;
+        let mut timers = Timers::default();
+        for (t, d) in remaining {
+            if !t.is_gr() {
+                timers.set(t, now + d);
+            }
+        }
+        gr.sync_timers(&mut timers);
+        let since = Time::from_duration(now.since_epoch().saturating_sub(established_for));
+        tracing::info!(state = "Established", "BGP session resumed");
+        Ok(Session {
+            jitter: jitter.map_or_else(|| Jitter::new(config.jitter_seed), Jitter::from_state),
+            config,
+            state: State::Established(Box::new(Established {
+                negotiated,
+                since,
+                eor_pending,
+            })),
+            timers,
+            connect_retry_counter,
+            failures,
+            started,
+            passive,
+            gr,
+            rx: BytesMut::from(&rx[..]),
+            ctx,
+            restarting,
+            forwarding,
+            last_down,
+            limit_stopped,
+            opens: Some(Box::new((local_open, peer_open))),
+        })
     }
 
     /// The current state.
@@ -640,6 +766,7 @@ impl Session {
         }
         self.rx.clear();
         self.ctx = Context::default();
+        self.opens = None;
         for t in [
             Timer::ConnectRetry,
             Timer::Hold,
@@ -929,6 +1056,7 @@ impl Session {
 
     fn confirm(&mut self, now: Time, local: &Open, peer: &Open, out: &mut Vec<Action>) {
         let neg = Negotiated::new(local, peer, self.config.keepalive_time);
+        self.opens = Some(Box::new((local.clone(), peer.clone())));
         out.push(Action::Send(Message::Keepalive));
         self.set_state(State::OpenConfirm(Box::new(neg)));
         self.start_keepalive(now);
@@ -1086,6 +1214,60 @@ impl Session {
             _ => {}
         }
     }
+}
+
+/// The checks of [`Session::resume`] on the OPENs, in the order of the error's fields.
+fn check_resume(config: &SessionConfig, local: &Open, peer: &Open) -> Result<(), ResumeError> {
+    if local.asn() != config.local_asn {
+        return Err(ResumeError::LocalAsn {
+            image: local.asn(),
+            config: config.local_asn,
+        });
+    }
+    if local.bgp_id != config.bgp_id {
+        return Err(ResumeError::BgpId {
+            image: local.bgp_id,
+            config: config.bgp_id,
+        });
+    }
+    if let Some(want) = config.peer_asn.filter(|a| *a != peer.asn()) {
+        return Err(ResumeError::PeerAsn {
+            image: peer.asn(),
+            config: want,
+        });
+    }
+    if local.hold_time != config.hold_time {
+        return Err(ResumeError::HoldTime {
+            image: local.hold_time,
+            config: config.hold_time,
+        });
+    }
+    // Our OPEN as the configuration builds it, with the R and F bits the session sent.
+    let mut probe = Session::new(config.clone());
+    let gr = local.capabilities.iter().find_map(|c| match c {
+        Capability::GracefulRestart(g) => Some(g),
+        _ => None,
+    });
+    probe.restarting = gr.is_some_and(|g| g.flags & GracefulRestart::RESTART_STATE != 0);
+    for c in &local.capabilities {
+        match c {
+            Capability::GracefulRestart(g) => {
+                for f in g.families.iter().filter(|f| f.forwarding_state()) {
+                    probe.forwarding.insert(f.afi_safi);
+                }
+            }
+            Capability::LongLivedGracefulRestart(l) => {
+                for f in l.families.iter().filter(|f| f.forwarding_state()) {
+                    probe.forwarding.insert(f.afi_safi);
+                }
+            }
+            _ => {}
+        }
+    }
+    if probe.build_open() != *local {
+        return Err(ResumeError::Capabilities);
+    }
+    validate_open(config, local, peer).map_err(ResumeError::PeerRejected)
 }
 
 fn is_version_error(n: &Notification) -> bool {

@@ -133,6 +133,17 @@ impl Jitter {
         }
     }
 
+    /// The generator's state, to carry it to another process ([`crate::SessionImage`]).
+    pub fn state(&self) -> u64 {
+        self.state
+    }
+
+    /// A generator that continues from a [`Jitter::state`] (zero is replaced as in
+    /// [`Jitter::new`]).
+    pub fn from_state(state: u64) -> Self {
+        Jitter::new(state)
+    }
+
     fn next_u64(&mut self) -> u64 {
         let mut x = self.state;
         x ^= x >> 12;
