@@ -740,3 +740,402 @@ impl<'a> Reader<'a> {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use bgp_wire::capability::{
+        Capability, GracefulRestart, GracefulRestartFamily, LlgrFamily, LongLivedGracefulRestart,
+        code,
+    };
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const V4: AfiSafi = AfiSafi::IPV4_UNICAST;
+    const V6: AfiSafi = AfiSafi::IPV6_UNICAST;
+
+    fn open(asn: u32, id: u8) -> Open {
+        Open::new(
+            Asn(asn),
+            90,
+            Ipv4Addr::new(10, 0, 0, id),
+            vec![
+                Capability::Multiprotocol(V4),
+                Capability::Multiprotocol(V6),
+                Capability::RouteRefresh,
+                Capability::GracefulRestart(GracefulRestart {
+                    flags: GracefulRestart::NOTIFICATION,
+                    restart_time: 120,
+                    families: vec![GracefulRestartFamily::new(V4, true)],
+                }),
+            ],
+        )
+    }
+
+    fn sample() -> SessionImage {
+        SessionImage {
+            local_open: open(65001, 1),
+            peer_open: open(65002, 2),
+            keepalive_time: 30,
+            established_for: Duration::from_millis(12_345),
+            eor_pending: [V6].into_iter().collect(),
+            timers: [
+                (Timer::Hold, Duration::from_secs(88)),
+                (Timer::Keepalive, Duration::from_millis(25_500)),
+            ]
+            .into_iter()
+            .collect(),
+            graceful_restart: vec![GrFamilyImage {
+                family: V4,
+                phase: Phase::Stale,
+                remaining: Some(Duration::from_secs(300)),
+                stale_for: Some(Duration::from_secs(70)),
+                cap_remaining: Some(Duration::from_secs(410)),
+                llgr: None,
+            }],
+            connect_retry_counter: 2,
+            failures: 1,
+            started: true,
+            passive: false,
+            restarting: true,
+            forwarding: [V4].into_iter().collect(),
+            limit_stopped: false,
+            last_down: Some(DownReason::NotificationReceived(Notification::with_data(
+                6,
+                4,
+                vec![1, 2, 3],
+            ))),
+            jitter: Some(0x1234_5678_9abc_def0),
+            rx: Bytes::from_static(&[0xff; 7]),
+        }
+    }
+
+    fn encoded(i: &SessionImage) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        i.encode(&mut out).expect("encodes");
+        out.to_vec()
+    }
+
+    #[test]
+    fn sample_round_trips_and_starts_with_the_version() {
+        let i = sample();
+        let b = encoded(&i);
+        assert_eq!(b[..2], IMAGE_VERSION.to_be_bytes());
+        assert_eq!(SessionImage::decode(&b), Ok(i));
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        let b = encoded(&sample());
+        for n in 0..b.len() {
+            let e = SessionImage::decode(&b[..n]).expect_err("truncated");
+            assert!(
+                matches!(
+                    e,
+                    ImageError::Truncated { .. } | ImageError::Message { .. }
+                ),
+                "{n}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_version_is_refused() {
+        let mut b = encoded(&sample());
+        b[..2].copy_from_slice(&2u16.to_be_bytes());
+        assert_eq!(SessionImage::decode(&b), Err(ImageError::UnknownVersion(2)));
+        assert_eq!(
+            SessionImage::decode(&[0, 0]),
+            Err(ImageError::UnknownVersion(0))
+        );
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let mut b = encoded(&sample());
+        let len = b.len();
+        b.push(0);
+        assert_eq!(
+            SessionImage::decode(&b),
+            Err(ImageError::TrailingBytes {
+                offset: len,
+                len: 1
+            })
+        );
+    }
+
+    #[test]
+    fn an_embedded_message_that_is_not_an_open_is_refused() {
+        let mut b = BytesMut::new();
+        b.put_u16(IMAGE_VERSION);
+        put_message(&mut b, "x", &Message::Keepalive).expect("encodes");
+        assert_eq!(
+            SessionImage::decode(&b),
+            Err(ImageError::Invalid {
+                field: "local OPEN",
+                offset: 2,
+                reason: "not an OPEN message"
+            })
+        );
+    }
+
+    #[test]
+    fn an_oversized_message_length_is_refused_before_reading() {
+        let mut b = BytesMut::new();
+        b.put_u16(IMAGE_VERSION);
+        b.put_u16(0xffff);
+        assert_eq!(
+            SessionImage::decode(&b),
+            Err(ImageError::Invalid {
+                field: "local OPEN",
+                offset: 2,
+                reason: "message longer than the maximum"
+            })
+        );
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert!(SessionImage::decode(&[]).is_err());
+        assert!(SessionImage::decode(&[0xff; 64]).is_err());
+        let mut b = BytesMut::new();
+        b.put_u16(IMAGE_VERSION);
+        b.put_slice(&[0; 40]);
+        assert!(matches!(
+            SessionImage::decode(&b),
+            Err(ImageError::Message { .. } | ImageError::Invalid { .. })
+        ));
+    }
+
+    /// Replaces the byte at `at` in a valid image and expects the given field refused.
+    fn corrupt(at: usize, value: u8) -> ImageError {
+        let mut b = encoded(&sample());
+        b[at] = value;
+        SessionImage::decode(&b).expect_err("corrupted")
+    }
+
+    #[test]
+    fn out_of_range_codes_are_refused() {
+        let b = encoded(&sample());
+        let opens = 2 + 2 + usize::from(u16::from_be_bytes([b[2], b[3]]));
+        let opens = opens + 2 + usize::from(u16::from_be_bytes([b[opens], b[opens + 1]]));
+        // keepalive (2), established for (12), eor_pending (1 + 3), timer count.
+        let timers = opens + 2 + 12 + 4;
+        assert!(matches!(
+            corrupt(timers + 1, 11),
+            ImageError::Invalid { field: "timer", .. }
+        ));
+        // The second timer listed as the first one again.
+        assert!(matches!(
+            corrupt(timers + 1 + 13, 1),
+            ImageError::Invalid { field: "timer", .. }
+        ));
+        // Nanoseconds of the first timer.
+        let e = corrupt(timers + 1 + 9, 0xff);
+        assert!(matches!(e, ImageError::Invalid { reason, .. } if reason.contains("nano")));
+        let gr = timers + 1 + 2 * 13;
+        assert!(matches!(
+            corrupt(gr, 5),
+            ImageError::Invalid { field: "graceful restart count", .. }
+        ));
+        assert!(matches!(
+            corrupt(gr + 1 + 2, 9),
+            ImageError::Invalid { field: "graceful restart family", .. }
+        ));
+        assert!(matches!(
+            corrupt(gr + 1 + 3, 5),
+            ImageError::Invalid { field: "phase", .. }
+        ));
+        assert!(matches!(
+            corrupt(gr + 1 + 4, 2),
+            ImageError::Invalid { field: "phase remaining", .. }
+        ));
+    }
+
+    fn family() -> impl Strategy<Value = AfiSafi> {
+        prop::sample::select(AfiSafi::KNOWN.to_vec())
+    }
+
+    fn set() -> impl Strategy<Value = AfiSafiSet> {
+        prop::collection::vec(family(), 0..4).prop_map(|v| v.into_iter().collect())
+    }
+
+    fn duration() -> impl Strategy<Value = Duration> {
+        (any::<u64>(), 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n))
+    }
+
+    fn capability() -> impl Strategy<Value = Capability> {
+        let any_family = (any::<u16>(), any::<u8>())
+            .prop_map(|(a, s)| AfiSafi::new(Afi(a), Safi(s)));
+        prop_oneof![
+            any_family.prop_map(Capability::Multiprotocol),
+            Just(Capability::RouteRefresh),
+            Just(Capability::EnhancedRouteRefresh),
+            Just(Capability::ExtendedMessage),
+            (
+                0u8..=0xf,
+                0u16..=0xfff,
+                prop::collection::vec((family(), any::<bool>()), 0..4)
+            )
+                .prop_map(|(flags, restart_time, f)| {
+                    Capability::GracefulRestart(GracefulRestart {
+                        flags,
+                        restart_time,
+                        families: f
+                            .into_iter()
+                            .map(|(f, fwd)| GracefulRestartFamily::new(f, fwd))
+                            .collect(),
+                    })
+                }),
+            prop::collection::vec((family(), any::<u8>(), 0u32..=0xff_ffff), 0..4).prop_map(
+                |f| {
+                    Capability::LongLivedGracefulRestart(LongLivedGracefulRestart {
+                        families: f
+                            .into_iter()
+                            .map(|(afi_safi, flags, stale_time)| LlgrFamily {
+                                afi_safi,
+                                flags,
+                                stale_time,
+                            })
+                            .collect(),
+                    })
+                }
+            ),
+            (any::<u8>(), prop::collection::vec(any::<u8>(), 0..16))
+                .prop_filter("unknown codes only", |(c, _)| !code::KNOWN.contains(c))
+                .prop_map(|(code, d)| Capability::Unknown {
+                    code,
+                    data: Bytes::from(d),
+                }),
+        ]
+    }
+
+    fn any_open() -> impl Strategy<Value = Open> {
+        (
+            1u32..,
+            any::<u16>(),
+            any::<u32>(),
+            prop::collection::vec(capability(), 0..8),
+        )
+            .prop_map(|(asn, hold, id, caps)| Open::new(Asn(asn), hold, Ipv4Addr::from(id), caps))
+    }
+
+    fn notification() -> impl Strategy<Value = Notification> {
+        (
+            any::<u8>(),
+            any::<u8>(),
+            prop::collection::vec(any::<u8>(), 0..32),
+        )
+            .prop_map(|(c, s, d)| Notification::with_data(c, s, d))
+    }
+
+    fn down_reason() -> impl Strategy<Value = Option<DownReason>> {
+        prop_oneof![
+            Just(None),
+            notification().prop_map(|n| Some(DownReason::NotificationSent(n))),
+            notification().prop_map(|n| Some(DownReason::NotificationReceived(n))),
+            Just(Some(DownReason::HoldTimerExpired)),
+            Just(Some(DownReason::SendHoldTimerExpired)),
+            Just(Some(DownReason::TcpError)),
+            Just(Some(DownReason::AdminStop)),
+            Just(Some(DownReason::ConfigChange)),
+        ]
+    }
+
+    fn gr_families() -> impl Strategy<Value = Vec<GrFamilyImage>> {
+        let phase = prop::sample::select(vec![
+            Phase::Fresh,
+            Phase::Retained,
+            Phase::Stale,
+            Phase::LongLived,
+            Phase::Refresh,
+        ]);
+        let opt = || prop::option::of(duration());
+        prop::collection::vec((phase, opt(), opt(), opt(), opt()), 4).prop_flat_map(
+            |states| {
+                let all: Vec<_> = AfiSafi::KNOWN.into_iter().zip(states).collect();
+                prop::sample::subsequence(all, 0..=4).prop_map(|v| {
+                    v.into_iter()
+                        .map(|(family, (phase, remaining, stale_for, cap_remaining, llgr))| {
+                            GrFamilyImage {
+                                family,
+                                phase,
+                                remaining,
+                                stale_for,
+                                cap_remaining,
+                                llgr,
+                            }
+                        })
+                        .collect()
+                })
+            },
+        )
+    }
+
+    fn image() -> impl Strategy<Value = SessionImage> {
+        let timers = prop::collection::btree_map(prop::sample::select(Timer::ALL.to_vec()), duration(), 0..=11);
+        (
+            (any_open(), any_open(), any::<u16>(), duration(), set(), timers),
+            (
+                gr_families(),
+                any::<u32>(),
+                any::<u32>(),
+                any::<[bool; 4]>(),
+                set(),
+                down_reason(),
+            ),
+            (
+                prop::option::of(any::<u64>()),
+                prop::collection::vec(any::<u8>(), 0..64),
+            ),
+        )
+            .prop_map(
+                |(
+                    (local_open, peer_open, keepalive_time, established_for, eor_pending, timers),
+                    (graceful_restart, crc, failures, flags, forwarding, last_down),
+                    (jitter, rx),
+                )| SessionImage {
+                    local_open,
+                    peer_open,
+                    keepalive_time,
+                    established_for,
+                    eor_pending,
+                    timers,
+                    graceful_restart,
+                    connect_retry_counter: crc,
+                    failures,
+                    started: flags[0],
+                    passive: flags[1],
+                    restarting: flags[2],
+                    forwarding,
+                    limit_stopped: flags[3],
+                    last_down,
+                    jitter,
+                    rx: Bytes::from(rx),
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn images_round_trip(i in image()) {
+            let b = encoded(&i);
+            prop_assert_eq!(SessionImage::decode(&b), Ok(i));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(b in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = SessionImage::decode(&b);
+        }
+
+        #[test]
+        fn corrupted_images_never_panic(i in image(), at in any::<prop::sample::Index>(), v in any::<u8>()) {
+            let mut b = encoded(&i);
+            let at = at.index(b.len());
+            b[at] = v;
+            let _ = SessionImage::decode(&b);
+        }
+    }
+}
