@@ -832,10 +832,7 @@ mod tests {
         for n in 0..b.len() {
             let e = SessionImage::decode(&b[..n]).expect_err("truncated");
             assert!(
-                matches!(
-                    e,
-                    ImageError::Truncated { .. } | ImageError::Message { .. }
-                ),
+                matches!(e, ImageError::Truncated { .. } | ImageError::Message { .. }),
                 "{n}: {e:?}"
             );
         }
@@ -938,11 +935,17 @@ mod tests {
         let gr = timers + 1 + 2 * 13;
         assert!(matches!(
             corrupt(gr, 5),
-            ImageError::Invalid { field: "graceful restart count", .. }
+            ImageError::Invalid {
+                field: "graceful restart count",
+                ..
+            }
         ));
         assert!(matches!(
             corrupt(gr + 1 + 2, 9),
-            ImageError::Invalid { field: "graceful restart family", .. }
+            ImageError::Invalid {
+                field: "graceful restart family",
+                ..
+            }
         ));
         assert!(matches!(
             corrupt(gr + 1 + 3, 5),
@@ -950,7 +953,10 @@ mod tests {
         ));
         assert!(matches!(
             corrupt(gr + 1 + 4, 2),
-            ImageError::Invalid { field: "phase remaining", .. }
+            ImageError::Invalid {
+                field: "phase remaining",
+                ..
+            }
         ));
     }
 
@@ -967,8 +973,8 @@ mod tests {
     }
 
     fn capability() -> impl Strategy<Value = Capability> {
-        let any_family = (any::<u16>(), any::<u8>())
-            .prop_map(|(a, s)| AfiSafi::new(Afi(a), Safi(s)));
+        let any_family =
+            (any::<u16>(), any::<u8>()).prop_map(|(a, s)| AfiSafi::new(Afi(a), Safi(s)));
         prop_oneof![
             any_family.prop_map(Capability::Multiprotocol),
             Just(Capability::RouteRefresh),
@@ -989,20 +995,18 @@ mod tests {
                             .collect(),
                     })
                 }),
-            prop::collection::vec((family(), any::<u8>(), 0u32..=0xff_ffff), 0..4).prop_map(
-                |f| {
-                    Capability::LongLivedGracefulRestart(LongLivedGracefulRestart {
-                        families: f
-                            .into_iter()
-                            .map(|(afi_safi, flags, stale_time)| LlgrFamily {
-                                afi_safi,
-                                flags,
-                                stale_time,
-                            })
-                            .collect(),
-                    })
-                }
-            ),
+            prop::collection::vec((family(), any::<u8>(), 0u32..=0xff_ffff), 0..4).prop_map(|f| {
+                Capability::LongLivedGracefulRestart(LongLivedGracefulRestart {
+                    families: f
+                        .into_iter()
+                        .map(|(afi_safi, flags, stale_time)| LlgrFamily {
+                            afi_safi,
+                            flags,
+                            stale_time,
+                        })
+                        .collect(),
+                })
+            }),
             (any::<u8>(), prop::collection::vec(any::<u8>(), 0..16))
                 .prop_filter("unknown codes only", |(c, _)| !code::KNOWN.contains(c))
                 .prop_map(|(code, d)| Capability::Unknown {
@@ -1053,12 +1057,12 @@ mod tests {
             Phase::Refresh,
         ]);
         let opt = || prop::option::of(duration());
-        prop::collection::vec((phase, opt(), opt(), opt(), opt()), 4).prop_flat_map(
-            |states| {
-                let all: Vec<_> = AfiSafi::KNOWN.into_iter().zip(states).collect();
-                prop::sample::subsequence(all, 0..=4).prop_map(|v| {
-                    v.into_iter()
-                        .map(|(family, (phase, remaining, stale_for, cap_remaining, llgr))| {
+        prop::collection::vec((phase, opt(), opt(), opt(), opt()), 4).prop_flat_map(|states| {
+            let all: Vec<_> = AfiSafi::KNOWN.into_iter().zip(states).collect();
+            prop::sample::subsequence(all, 0..=4).prop_map(|v| {
+                v.into_iter()
+                    .map(
+                        |(family, (phase, remaining, stale_for, cap_remaining, llgr))| {
                             GrFamilyImage {
                                 family,
                                 phase,
@@ -1067,17 +1071,28 @@ mod tests {
                                 cap_remaining,
                                 llgr,
                             }
-                        })
-                        .collect()
-                })
-            },
-        )
+                        },
+                    )
+                    .collect()
+            })
+        })
     }
 
     fn image() -> impl Strategy<Value = SessionImage> {
-        let timers = prop::collection::btree_map(prop::sample::select(Timer::ALL.to_vec()), duration(), 0..=11);
+        let timers = prop::collection::btree_map(
+            prop::sample::select(Timer::ALL.to_vec()),
+            duration(),
+            0..=11,
+        );
         (
-            (any_open(), any_open(), any::<u16>(), duration(), set(), timers),
+            (
+                any_open(),
+                any_open(),
+                any::<u16>(),
+                duration(),
+                set(),
+                timers,
+            ),
             (
                 gr_families(),
                 any::<u32>(),
