@@ -432,8 +432,75 @@ mod tests {
         assert!(r.check().is_err());
     }
 
+    /// Runs `steps`, handing the session over through its image (encoded, decoded, resumed
+    /// at the same moment) before every step at which it is Established, and the same steps
+    /// without hand-over; both must act and end alike.
+    fn hand_over_changes_nothing(config: SessionConfig, steps: Vec<Step>) -> Result<usize, String> {
+        let mut plain = Runner::new(config.clone());
+        let mut moved = Runner::new(config.clone());
+        let mut handed = 0;
+        for (i, step) in steps.into_iter().enumerate() {
+            if let Some(image) = moved.session.image(moved.now) {
+                let mut buf = bytes::BytesMut::new();
+                image
+                    .encode(&mut buf)
+                    .map_err(|e| format!("step {i}: {e}"))?;
+                let image =
+                    crate::SessionImage::decode(&buf).map_err(|e| format!("step {i}: {e}"))?;
+                moved.session = Session::resume(config.clone(), image, moved.now)
+                    .map_err(|e| format!("step {i}: {e}"))?;
+                handed += 1;
+            }
+            let (a, b) = (plain.step(step.clone()), moved.step(step));
+            if a != b || plain.actions != moved.actions || plain.now != moved.now {
+                return Err(format!("step {i} after {handed} hand-overs: {a:?} / {b:?}"));
+            }
+            let (p, m) = (&plain.session, &moved.session);
+            let same = p.state() == m.state()
+                && p.timers() == m.timers()
+                && p.graceful_restart() == m.graceful_restart()
+                && p.context() == m.context()
+                && p.connect_retry_counter() == m.connect_retry_counter()
+                && p.last_down_reason() == m.last_down_reason()
+                && p.build_open() == m.build_open()
+                && p.image(plain.now) == m.image(moved.now);
+            if !same {
+                return Err(format!(
+                    "step {i}: sessions differ after {handed} hand-overs"
+                ));
+            }
+            if a.is_err() {
+                break;
+            }
+        }
+        Ok(handed)
+    }
+
+    #[test]
+    fn a_hand_over_after_the_handshake_changes_nothing() {
+        let mut data = vec![0, 0, 27, 3, 8, 0, 18, 40, 10, 1, 19, 0, 9, 0, 18, 200];
+        data.extend([0, 0, 27, 3, 12, 5, 0xff, 0xff, 0xff, 0xff, 0xff, 18, 90]);
+        let steps = steps_from_bytes(&data);
+        let handed = hand_over_changes_nothing(test_config(), steps);
+        // Twice in each of the two sessions, the last one with 5 octets of a header buffered.
+        assert_eq!(handed, Ok(4));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_sequences_with_hand_overs_act_as_without(
+            data in proptest::collection::vec(any::<u8>(), 0..300),
+            llgr in any::<bool>(),
+        ) {
+            let mut c = test_config();
+            if llgr {
+                c.graceful_restart.llgr_stale_time = Some(100);
+            }
+            let r = hand_over_changes_nothing(c, steps_from_bytes(&data));
+            prop_assert!(r.is_ok(), "{:?}", r);
+        }
 
         #[test]
         fn random_input_sequences_keep_the_invariants(
