@@ -25,7 +25,9 @@
 //! left open by RFC 4271 in [`session`].
 //!
 //! Time is a [`Time`]: a `Duration` since an epoch the driver picks, so that a session is
-//! plain data and tests need no clock. The [`script`] module drives a session through a
+//! plain data and tests need no clock. An Established session can leave the process as a
+//! [`SessionImage`] ([`Session::image`], with a versioned encoding) and go on in another one
+//! with [`Session::resume`], for a hitless upgrade (see [`image`]). The [`script`] module drives a session through a
 //! sequence of steps on a virtual clock and checks its invariants; its [`script::fuzz`] is
 //! the body of the FSM fuzz target.
 
