@@ -62,8 +62,8 @@ use crate::timer::Timer;
 /// The version of the encoding written by [`SessionImage::encode`].
 pub const IMAGE_VERSION: u16 = 1;
 
-/// The largest number of buffered bytes an image carries: less than one whole message of the
-/// largest size (RFC 8654).
+/// The most buffered bytes an image carries: the largest message size (RFC 8654). A session
+/// buffers less, since only a partial message stays in its buffer.
 pub const MAX_BUFFERED: usize = MAX_EXTENDED_MESSAGE_LEN;
 
 /// Everything an Established [`Session`](crate::Session) needs to continue in another
@@ -444,7 +444,7 @@ pub enum ResumeError {
     #[error("the configuration refuses the peer's OPEN: {0}")]
     PeerRejected(Notification),
     /// The graceful-restart state lists a family that is not known, or one twice.
-    #[error("graceful-restart state for {0:?}, unknown or listed twice")]
+    #[error("graceful-restart state for {0}, unknown or listed twice")]
     GrFamily(AfiSafi),
     /// The buffered bytes hold a whole (or malformed) message, or exceed a message.
     #[error("the buffered bytes are not a partial message")]
