@@ -244,16 +244,17 @@ pub(crate) fn write_record(
         }
     }
     // The next hop the UPDATEs carry: the stored one when it has the family's usual form
-    // (IPv4 unicast in the NLRI field), a placeholder otherwise (the header has the truth).
+    // (IPv4 unicast in the NLRI field), a placeholder otherwise (the header has the truth;
+    // a loopback address, which the decoder accepts as a host address).
     let v6 = family.afi == Afi::IPV6;
     let wire_nh = if family == AfiSafi::IPV4_UNICAST {
-        NextHop::Ipv4(next_hop.unwrap_or(Ipv4Addr::UNSPECIFIED))
+        NextHop::Ipv4(next_hop.unwrap_or(Ipv4Addr::LOCALHOST))
     } else {
         match mp {
             Some(nh @ (NextHop::Ipv6(_) | NextHop::Ipv6LinkLocal { .. })) if v6 => nh.clone(),
             Some(nh @ NextHop::Ipv4(_)) if !v6 => nh.clone(),
-            _ if v6 => NextHop::Ipv6(Ipv6Addr::UNSPECIFIED),
-            _ => NextHop::Ipv4(Ipv4Addr::UNSPECIFIED),
+            _ if v6 => NextHop::Ipv6(Ipv6Addr::LOCALHOST),
+            _ => NextHop::Ipv4(Ipv4Addr::LOCALHOST),
         }
     };
     let len_at = out.len();
@@ -466,3 +467,6 @@ fn check_update(record: &Record, update: &Update, offset: usize) -> Result<(), I
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
