@@ -265,6 +265,14 @@ impl AdjRibOut {
         self.advertised.get(family).copied().unwrap_or(0)
     }
 
+    /// Records that the peer holds `told` routes of a family that nothing is owed for (a
+    /// session taken over with the peer holding the export already).
+    pub(crate) fn resume(&mut self, family: AfiSafi, told: usize) {
+        if let Some(n) = self.advertised.get_mut(family) {
+            *n = told;
+        }
+    }
+
     /// Forgets everything (the session went down).
     pub(crate) fn clear(&mut self, store: &mut AttrStore) {
         for t in self.pending.iter_mut() {

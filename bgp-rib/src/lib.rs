@@ -18,6 +18,7 @@
 //!   UPDATEs in their current state, and re-sent in full on a route refresh
 //!   ([`Rib::refresh_out`]).
 //! - [`policy`]: import/export policies and the route sink, small synchronous traits.
+//! - [`image`]: one peer's Adj-RIB-In as bytes, and back, for a hitless upgrade.
 //! - [`rib`]: all of it wired together, with the import checks, the export rules and the
 //!   local origin table.
 //!
@@ -57,6 +58,7 @@ pub mod adj_in;
 pub mod adj_out;
 pub mod best;
 mod export;
+pub mod image;
 pub mod intern;
 pub mod loc;
 pub mod policy;
@@ -66,6 +68,7 @@ pub mod table;
 pub use adj_in::{AdjEntry, AdjRibIn, InChange, Staleness};
 pub use adj_out::{AdjRibOut, Drained};
 pub use best::{Candidate, SourceId, SourceInfo, multipath, select_best};
+pub use image::{IMAGE_VERSION, ImageError, ImageStats};
 pub use intern::{AttrStore, Attrs, RouteAttributes};
 pub use loc::{BestChange, BestRoute, LocRib};
 pub use policy::{AcceptAll, ExportPolicy, ImportPolicy, PolicyAction, RouteSink};

@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use bgp_wire::{AfiSafi, AfiSafiSet, Asn, Community, Context, Message, Nlri, Update};
 use bgp_wire::{pack_announce, pack_withdraw};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use ipnet::IpNet;
 
 use crate::adj_in::{AdjEntry, AdjRibIn, InChange, Staleness};
 use crate::adj_out::{AdjRibOut, Drained, HOLDS, REFRESH, RESEND};
 use crate::best::{Candidate, SourceId, SourceInfo};
 use crate::export::{From, export, otc_ingress};
+use crate::image::{self, ImageError, ImageStats};
 use crate::intern::{AttrStore, Attrs, RouteAttributes};
 use crate::loc::{BestChange, BestRoute, InLog, LocRib, PathOp};
 use crate::policy::{AcceptAll, ExportPolicy, ImportPolicy, PolicyAction, RouteSink};
@@ -289,12 +290,13 @@ impl Rib {
         p.adj_out.expect_end_of_rib(families);
         // The Loc-RIB is read while the store, memo and peers are written: disjoint fields,
         // so the table is walked in place rather than copied.
-        self.export_all_best(peer, families);
+        self.export_all_best(peer, families, true);
     }
 
-    /// Owes one peer every best route of `families` that it is to be told (a new session:
-    /// the peer holds nothing yet).
-    fn export_all_best(&mut self, peer: SourceId, families: AfiSafiSet) {
+    /// For every best route of `families` that the peer is to be told: with `owe`, owes it
+    /// (a new session: the peer holds nothing yet); otherwise counts it as held by the peer
+    /// (a resumed session: the peer holds the export already).
+    fn export_all_best(&mut self, peer: SourceId, families: AfiSafiSet, owe: bool) {
         let Rib {
             config,
             store,
@@ -307,6 +309,7 @@ impl Rib {
         } = self;
         let env = Env { config, local_info };
         for family in families.iter() {
+            let mut held = 0usize;
             for (prefix, best) in loc.iter(family) {
                 trim_memo(store, export_memo);
                 let scope = scope_for(local_scope, family, &prefix, &best);
@@ -324,11 +327,189 @@ impl Rib {
                 );
                 let Some(a) = new else { continue };
                 store.release(a);
-                if let Some(Some(p)) = peers.get_mut(usize::from(peer.0)) {
+                if !owe {
+                    held += 1;
+                } else if let Some(Some(p)) = peers.get_mut(usize::from(peer.0)) {
                     p.adj_out.owe(store, family, prefix, None, 0);
                 }
             }
+            if !owe {
+                if let Some(Some(p)) = peers.get_mut(usize::from(peer.0)) {
+                    p.adj_out.resume(family, held);
+                }
+            }
         }
+    }
+
+    /// The session with the peer is established for these families and was taken over from
+    /// another process (a hitless upgrade): the peer holds the export of the current Loc-RIB
+    /// already, so nothing is owed to it and no End-of-RIB is due;
+    /// [`AdjRibOut::told_count`] is what that export holds (one walk of the Loc-RIB, as for
+    /// [`Rib::peer_up`], that owes nothing). From then on changes are owed to it as to any
+    /// peer.
+    ///
+    /// The new process restores every peer's routes ([`Rib::restore_adj_in`]) and announces
+    /// its local routes first, so that the Loc-RIB is what the old one had; changes made
+    /// after a peer is resumed are owed to it as usual. What the old process still owed the
+    /// peer is not in any image: it should drain every peer before the hand-over.
+    pub fn peer_resumed(&mut self, peer: SourceId, ctx: Context, families: AfiSafiSet) {
+        self.begin();
+        let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) else {
+            return;
+        };
+        p.adj_out.clear(&mut self.store);
+        p.session = Some((ctx, families));
+        self.export_all_best(peer, families, false);
+    }
+
+    /// Appends one peer's Adj-RIB-In, every family, as an image (layout in [`crate::image`]):
+    /// its routes as stored (after the import policy), grouped by family, attribute set and
+    /// stale mark, each group packed as UPDATE messages. On error nothing is appended.
+    pub fn adj_in_image(
+        &self,
+        peer: SourceId,
+        out: &mut BytesMut,
+    ) -> Result<ImageStats, ImageError> {
+        if !matches!(self.peers.get(usize::from(peer.0)), Some(Some(_))) {
+            return Err(ImageError::UnknownPeer(peer));
+        }
+        let start = out.len();
+        let r = self.write_image(peer, out);
+        match r {
+            Ok(mut stats) => {
+                stats.bytes = out.len() - start;
+                Ok(stats)
+            }
+            Err(e) => {
+                out.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    fn write_image(&self, peer: SourceId, out: &mut BytesMut) -> Result<ImageStats, ImageError> {
+        let ctx = image::image_context();
+        let mut stats = ImageStats::default();
+        image::write_version(out);
+        // Per family: the groups in order of first appearance, every route tagged with its
+        // group, then the routes placed group by group (a counting sort: no allocation per
+        // route or per group besides the group's entry).
+        let mut index: FastMap<(usize, u8), u32> = FastMap::default();
+        let mut groups: Vec<(&Candidate, u32)> = Vec::new();
+        let mut tagged: Vec<(u32, Nlri)> = Vec::new();
+        let mut sorted: Vec<Nlri> = Vec::new();
+        for family in AfiSafi::KNOWN {
+            index.clear();
+            groups.clear();
+            tagged.clear();
+            for (prefix, c) in self.loc.paths_of(family, peer) {
+                let key = (
+                    Arc::as_ptr(&c.attrs) as usize,
+                    (c.stale as u8) << 1 | u8::from(c.add_path),
+                );
+                let next = u32::try_from(groups.len()).unwrap_or(u32::MAX);
+                let g = *index.entry(key).or_insert(next);
+                if g == next {
+                    groups.push((c, 0));
+                }
+                if let Some((_, n)) = groups.get_mut(g as usize) {
+                    *n += 1;
+                }
+                tagged.push((g, c.nlri(prefix)));
+            }
+            let Some(&(_, first)) = tagged.first() else {
+                continue;
+            };
+            // Each group's start in `sorted`, moved along as its routes are placed.
+            let mut at: Vec<usize> = Vec::with_capacity(groups.len());
+            let mut sum = 0usize;
+            for (_, n) in &groups {
+                at.push(sum);
+                sum += *n as usize;
+            }
+            sorted.clear();
+            sorted.resize(tagged.len(), first);
+            for (g, nlri) in &tagged {
+                if let Some(i) = at.get_mut(*g as usize) {
+                    if let Some(slot) = sorted.get_mut(*i) {
+                        *slot = *nlri;
+                    }
+                    *i += 1;
+                }
+            }
+            let mut from = 0usize;
+            for (c, n) in &groups {
+                let to = from + *n as usize;
+                let nlri = sorted.get(from..to).unwrap_or_default();
+                stats.messages += image::write_record(
+                    &ctx,
+                    family,
+                    &c.attrs,
+                    c.stale,
+                    c.add_path,
+                    nlri.iter().copied(),
+                    out,
+                )?;
+                stats.records += 1;
+                stats.routes += nlri.len();
+                from = to;
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Puts back a peer's Adj-RIB-In from an image written by [`Rib::adj_in_image`]: every
+    /// route as it was stored (attributes and stale mark), without the import checks or the
+    /// import policy (they ran when the route was received: a policy that prepends does not
+    /// prepend twice), with the counts and the Loc-RIB updated and best-route changes
+    /// reported as usual (the returned changes and the sink). The peer must exist, have no
+    /// routes and not be up (so that nothing is owed to it; see [`Rib::peer_resumed`]); other
+    /// peers that are up are owed the changes as usual. `keep_adj_rib_in` is not consulted:
+    /// the image is what was kept.
+    ///
+    /// The image is untrusted: it is checked whole before anything changes, and a bad one
+    /// is an error, with the RIB as it was.
+    pub fn restore_adj_in(
+        &mut self,
+        peer: SourceId,
+        image: &[u8],
+    ) -> Result<RibChanges, ImageError> {
+        self.begin();
+        match self.peers.get(usize::from(peer.0)) {
+            Some(Some(p)) if p.session.is_some() => return Err(ImageError::SessionUp(peer)),
+            Some(Some(p)) if p.counts.0.iter().any(|n| *n != 0) => {
+                return Err(ImageError::NotEmpty(peer));
+            }
+            Some(Some(_)) => {}
+            _ => return Err(ImageError::UnknownPeer(peer)),
+        }
+        let image = Bytes::copy_from_slice(image);
+        // First the whole image is checked (and its routes counted), then applied.
+        let routes = image::walk(&image, |_, _| {})?;
+        let mut ch = RibChanges::default();
+        if self.report_adj_in {
+            ch.adj_in.reserve(routes);
+        }
+        ch.best.reserve(routes);
+        image::walk(&image, |record, update| {
+            let attrs = self.store.intern(record.attributes(update));
+            for (family, mut nlri) in update.announced() {
+                if !record.add_path {
+                    nlri.path_id = None;
+                }
+                let route = Some((attrs.clone(), record.stale));
+                self.set_path(peer, family, nlri, route, &mut ch);
+            }
+            self.store.release(attrs);
+        })?;
+        if let Some(Some(p)) = self.peers.get(usize::from(peer.0)) {
+            for (f, n) in p.counts.iter() {
+                if p.config.max_prefix.is_some_and(|m| *n > m) {
+                    ch.max_prefix_exceeded.push(f);
+                }
+            }
+        }
+        Ok(ch)
     }
 
     /// The session with the peer went down. With `retain_stale` (graceful restart, RFC 4724
@@ -571,7 +752,8 @@ impl Rib {
                     Some(self.store.intern(m))
                 }
             };
-            self.set_path(peer, family, nlri, chosen, &mut ch);
+            let route = chosen.map(|a| (a, Staleness::Fresh));
+            self.set_path(peer, family, nlri, route, &mut ch);
         }
         if let Some((_, a)) = shared {
             self.store.release(a);
@@ -586,19 +768,19 @@ impl Rib {
         ch
     }
 
-    /// Sets one path of a peer (`None`: withdrawn), keeps the counts, records the change and
+    /// Sets one path of a peer with its stale mark (`None`: withdrawn), keeps the counts, records the change and
     /// propagates a best-route change.
     fn set_path(
         &mut self,
         peer: SourceId,
         family: AfiSafi,
         nlri: Nlri,
-        attrs: Option<Attrs>,
+        route: Option<(Attrs, Staleness)>,
         ch: &mut RibChanges,
     ) {
-        let entry = attrs.as_ref().map(|a| AdjEntry {
+        let entry = route.as_ref().map(|(a, stale)| AdjEntry {
             attrs: a.clone(),
-            stale: Staleness::Fresh,
+            stale: *stale,
         });
         let peers = &self.peers;
         let local_info = &self.local_info;
@@ -610,7 +792,7 @@ impl Rib {
             nlri.prefix,
             peer,
             nlri.path_id,
-            attrs.map(|a| (a, Staleness::Fresh)),
+            route,
         );
         if !r.changed {
             return;
