@@ -24,6 +24,7 @@ use std::time::Duration;
 use bgp_fsm::GracefulRestartConfig;
 use bgp_speaker::config::Config;
 use bgp_speaker::core::{Announcement, Event, describe_down};
+use bgp_speaker::handover::HandOverError;
 use bgp_speaker::snapshot::PeerSnapshot;
 use bgp_speaker::{
     EventStream, GlobalSettings, PeerSettings, ShutdownOptions, Speaker, SpeakerHandle,
@@ -51,6 +52,14 @@ struct Args {
     /// Use the multi-thread tokio runtime (default: current-thread, the smallest footprint).
     #[arg(long)]
     multi_thread: bool,
+    /// Take the live sessions over from the speaker waiting on this Unix socket (its
+    /// `hand-over-socket`), then wait on it for the next one (a hitless upgrade).
+    #[arg(long, value_name = "PATH")]
+    take_over: Option<PathBuf>,
+    /// Wait on this Unix socket for a process that takes the sessions over (overrides the
+    /// configuration's `hand-over-socket`).
+    #[arg(long, value_name = "PATH")]
+    hand_over_socket: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -103,14 +112,26 @@ async fn run_config(path: &Path, args: &Args) -> Result<(), String> {
     let cfg = Config::from_file(path).map_err(|e| e.to_string())?;
     let mut settings = GlobalSettings::from_config(&cfg);
     settings.loc_rib_events = args.routes;
-    let (speaker, mut events) = Speaker::start(settings).await.map_err(|e| e.to_string())?;
+    if let Some(p) = args.hand_over_socket.as_ref().or(args.take_over.as_ref()) {
+        settings.hand_over_socket = Some(p.clone());
+    }
+    let (speaker, mut events, taken_over) = start(settings, args).await?;
     // Our End-of-RIB (held after a restart) may go once our initial routes are in. Ours are
     // the configured ones, announced at start; with export-learned, the learned ones too:
     // RFC 4724 §4.1 defers until every peer's End-of-RIB is in (or the deferral timer,
     // which the speaker runs, fires).
     // Per peer: `None` until it is up, then the families whose End-of-RIB is still due.
     type Due = HashMap<String, Option<HashSet<AfiSafi>>>;
-    let mut waiting: Option<Due> = if cfg.global.export_learned {
+    let mut waiting: Option<Due> = if taken_over {
+        // The sessions and our routes came with the hand-over; the configuration's routes
+        // may differ from the old process's: only the difference goes out.
+        let routes = settings_routes(&cfg);
+        speaker
+            .set_routes(routes)
+            .await
+            .map_err(|e| e.to_string())?;
+        None
+    } else if cfg.global.export_learned {
         Some(
             cfg.peers
                 .iter()
@@ -162,6 +183,14 @@ async fn run_config(path: &Path, args: &Args) -> Result<(), String> {
                         let _ = speaker.shutdown(ShutdownOptions::default()).await;
                         return Ok(());
                     }
+                    match e {
+                        // The new process has the sessions (or, when it could not take them,
+                        // we stopped for a graceful restart): this one is done.
+                        Event::HandedOver { .. } | Event::HandOverFailed { stopped: true, .. } => {
+                            return Ok(());
+                        }
+                        _ => {}
+                    }
                 }
                 None => return Ok(()),
             },
@@ -178,6 +207,44 @@ async fn run_config(path: &Path, args: &Args) -> Result<(), String> {
             }
         }
     }
+}
+
+/// Starts the speaker, or (with `--take-over`) takes the sessions over from the running one.
+/// Returns whether it took over. When the running one could not hand over because the
+/// image was not one this build reads, it stopped for a graceful restart and this one
+/// starts as the restarting speaker; when nobody waits on the socket, this one starts
+/// afresh. Any other failure leaves the running one in charge, and this one gives up.
+async fn start(
+    settings: GlobalSettings,
+    args: &Args,
+) -> Result<(SpeakerHandle, EventStream, bool), String> {
+    if let Some(path) = &args.take_over {
+        match Speaker::take_over(settings.clone(), path).await {
+            Ok((s, e)) => {
+                eprintln!("took the sessions over from {}", path.display());
+                return Ok((s, e, true));
+            }
+            Err(HandOverError::Refused(why)) => {
+                eprintln!("take-over refused ({why}): starting as a restarting speaker");
+            }
+            Err(HandOverError::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                eprintln!("no speaker waits on {}: starting afresh", path.display());
+            }
+            Err(e) => return Err(format!("take-over from {}: {e}", path.display())),
+        }
+    }
+    let (s, e) = Speaker::start(settings).await.map_err(|e| e.to_string())?;
+    Ok((s, e, false))
+}
+
+/// The configuration's routes.
+fn settings_routes(cfg: &Config) -> Vec<Announcement> {
+    cfg.announcements.iter().map(Announcement::from).collect()
 }
 
 /// How a peer is shown in events (see `PeerId`'s `Display`).
@@ -316,6 +383,13 @@ fn event_json(e: &Event) -> serde_json::Value {
             "received": received, "limit": limit, "session-stopped": session_stopped,
         }),
         Event::Lagged { missed } => json!({ "event": "lagged", "missed": missed }),
+        Event::HandedOver { sessions, paused } => json!({
+            "event": "handed-over", "sessions": sessions,
+            "paused-ms": paused.as_secs_f64() * 1e3,
+        }),
+        Event::HandOverFailed { reason, stopped } => json!({
+            "event": "hand-over-failed", "reason": reason, "stopped": stopped,
+        }),
     }
 }
 

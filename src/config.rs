@@ -77,6 +77,10 @@ pub struct Global {
     /// Routes carrying more path attributes than this are treated as withdrawn.
     #[serde(default = "default_max_attributes")]
     pub max_attributes: u32,
+    /// A Unix socket on which the running speaker waits for a new process that takes its
+    /// sessions over (a hitless upgrade; see `bgp_speaker::handover`). Default: none.
+    #[serde(default)]
+    pub hand_over_socket: Option<PathBuf>,
 }
 
 fn default_max_as_path_length() -> u32 {
@@ -98,6 +102,7 @@ impl Default for Global {
             restart_state_file: None,
             max_as_path_length: default_max_as_path_length(),
             max_attributes: default_max_attributes(),
+            hand_over_socket: None,
         }
     }
 }

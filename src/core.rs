@@ -40,6 +40,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bgp_fsm::{Action, DownReason, Negotiated};
 use bgp_rib::{
@@ -341,6 +342,24 @@ pub enum Event {
         /// How many.
         missed: u64,
     },
+    /// The sessions went to a new process ([`crate::handover`]); this speaker has stopped
+    /// and its handle calls fail from now on.
+    HandedOver {
+        /// How many Established sessions went.
+        sessions: usize,
+        /// How long the sessions were paused here, from the first one stopping to read until
+        /// the new process confirmed.
+        paused: Duration,
+    },
+    /// A hand-over did not happen. With `stopped`, the new process could not read our
+    /// image and this speaker stopped for a graceful restart instead (as
+    /// [`crate::SpeakerHandle::stop_for_restart`]); otherwise it carries on as before.
+    HandOverFailed {
+        /// Why.
+        reason: String,
+        /// Whether this speaker stopped for a graceful restart.
+        stopped: bool,
+    },
 }
 
 impl fmt::Display for Event {
@@ -433,6 +452,20 @@ impl fmt::Display for Event {
                 }
             ),
             Event::Lagged { missed } => write!(f, "{missed} events dropped (stream full)"),
+            Event::HandedOver { sessions, paused } => write!(
+                f,
+                "{sessions} sessions handed over to the new process (paused {:.1} ms)",
+                paused.as_secs_f64() * 1e3
+            ),
+            Event::HandOverFailed { reason, stopped } => write!(
+                f,
+                "hand-over failed: {reason}{}",
+                if *stopped {
+                    "; stopped for a graceful restart"
+                } else {
+                    "; carrying on"
+                }
+            ),
         }
     }
 }
@@ -560,6 +593,21 @@ pub struct CorePeer {
     pub restarting: bool,
     /// Limits on the prefixes the peer may send, per family.
     pub prefix_limits: Vec<PrefixLimit>,
+}
+
+/// One peer's part of a hand-over image, as the core gives and takes it.
+#[derive(Clone, Debug)]
+pub struct PeerImage {
+    /// The peer's BGP identifier.
+    pub router_id: Ipv4Addr,
+    /// Its Adj-RIB-In ([`bgp_rib::Rib::adj_in_image`]).
+    pub adj_in: bytes::Bytes,
+    /// Families kept stale by graceful restart.
+    pub stale: AfiSafiSet,
+    /// Families whose prefix-limit warning was reported.
+    pub limit_warned: AfiSafiSet,
+    /// Families over their prefix limit.
+    pub limit_exceeded: AfiSafiSet,
 }
 
 /// What a peer task should be told, as a result of a core call.
@@ -1135,6 +1183,108 @@ impl Core {
             }
         }
         out
+    }
+
+    /// For a hand-over: whether the peer's session can move as it is: up, owed nothing
+    /// (everything was written), not holding our routes back for a restart.
+    pub fn ready_to_move(&self, id: &PeerId) -> bool {
+        let Some(slot) = self.peers.get(id) else {
+            return false;
+        };
+        slot.negotiated.is_some()
+            && !slot.hold_output
+            && self
+                .rib
+                .adj_rib_out(slot.source)
+                .is_some_and(|a| a.pending() == 0)
+    }
+
+    /// For a hand-over: the peer's part of the image (its identifier, its Adj-RIB-In as
+    /// [`bgp_rib::Rib::adj_in_image`] writes it, and its graceful-restart and prefix-limit
+    /// marks).
+    pub fn peer_image(&self, id: &PeerId) -> Option<PeerImage> {
+        let slot = self.peers.get(id)?;
+        let mut adj_in = BytesMut::new();
+        if let Err(e) = self.rib.adj_in_image(slot.source, &mut adj_in) {
+            tracing::warn!(peer = %id, error = %e, "routes not imaged");
+            return None;
+        }
+        Some(PeerImage {
+            router_id: slot.router_id,
+            adj_in: adj_in.freeze(),
+            stale: slot.stale,
+            limit_warned: slot.limit_warned,
+            limit_exceeded: slot.limit_exceeded,
+        })
+    }
+
+    /// For a take-over: gives a peer (added with [`Core::add_peer`], its session not up)
+    /// the routes and marks of its image. Best-route changes are reported as usual.
+    pub fn restore_peer(
+        &mut self,
+        id: &PeerId,
+        image: &PeerImage,
+    ) -> Result<CoreOutput, bgp_rib::ImageError> {
+        let Some(slot) = self.peers.get(id) else {
+            return Ok(CoreOutput::default());
+        };
+        let (mut source, config) = (slot.source, slot.config.clone());
+        // Under its identifier (a decision-process tie-break), as `established` does.
+        if slot.router_id != image.router_id {
+            let _ = self.rib.remove_peer(source);
+            self.by_source.remove(&source);
+            if let Some(s) = self.add_to_rib(id, &config, image.router_id) {
+                source = s;
+                self.by_source.insert(source, id.clone());
+            }
+        }
+        let ch = self.rib.restore_adj_in(source, &image.adj_in)?;
+        let mut out = self.output(ch);
+        if let Some(slot) = self.peers.get_mut(id) {
+            slot.source = source;
+            slot.router_id = image.router_id;
+            slot.stale = image.stale;
+            slot.limit_warned = image.limit_warned;
+            slot.limit_exceeded = image.limit_exceeded;
+        }
+        out.changed = true;
+        Ok(out)
+    }
+
+    /// For a take-over: the peer's session is up again, and the peer holds exactly what our
+    /// export of the Loc-RIB gives it: nothing is owed, no End-of-RIB is due.
+    pub fn resume_peer(&mut self, id: &PeerId, neg: Negotiated) -> CoreOutput {
+        let Some(slot) = self.peers.get_mut(id) else {
+            return CoreOutput::default();
+        };
+        self.rib
+            .peer_resumed(slot.source, neg.context(), neg.families);
+        slot.hold_output = false;
+        let out = CoreOutput {
+            events: vec![Event::PeerUp {
+                peer: id.clone(),
+                asn: neg.peer_asn,
+                router_id: neg.peer_bgp_id,
+                families: neg.families.iter().collect(),
+                graceful_restart: neg.graceful_restart(),
+            }],
+            changed: true,
+            ..CoreOutput::default()
+        };
+        slot.negotiated = Some(Box::new(neg));
+        out
+    }
+
+    /// For a take-over: the flags the old process had (initial routes in, graceful
+    /// shutdown on), set without sending anything.
+    pub fn restore_flags(&mut self, initial_routes_done: bool, graceful_shutdown: bool) {
+        self.initial_routes_done = initial_routes_done;
+        self.graceful_shutdown = graceful_shutdown;
+    }
+
+    /// Whether graceful shutdown (RFC 8326) is on.
+    pub fn is_graceful_shutdown(&self) -> bool {
+        self.graceful_shutdown
     }
 
     /// The embedder's initial routes are in: peers we restarted towards get their table

@@ -120,6 +120,7 @@
 pub mod clock;
 pub mod config;
 pub mod core;
+pub mod handover;
 pub mod listener;
 pub mod metrics;
 pub mod peer;

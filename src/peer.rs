@@ -34,13 +34,14 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bgp_fsm::{
-    Action, DownReason, Input, Negotiated, Session, SessionConfig, State, Time,
+    Action, DownReason, Input, Negotiated, Session, SessionConfig, SessionImage, State, Time,
     collision_keeps_local_connection,
 };
 use bgp_wire::context::HEADER_LEN;
@@ -48,16 +49,16 @@ use bgp_wire::notification::cease_subcode;
 use bgp_wire::{
     AfiSafi, AfiSafiSet, Context, Message, MessageType, Notification, Open, split_message,
 };
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::clock::Clock;
 use crate::sockopt::SocketOptions;
-use crate::transport::{BoxTransport, ConnectError, ConnectFuture, Connector};
+use crate::transport::{BoxTransport, ConnectError, ConnectFuture, Connector, tcp_socket};
 
 /// The BGP port (RFC 4271 §8.2.1).
 pub const BGP_PORT: u16 = 179;
@@ -176,6 +177,32 @@ pub enum PeerCommand {
         /// Where it came from.
         remote: SocketAddr,
     },
+    /// Hand-over, step 1: stop reading, processing and timers (writing goes on); the reply
+    /// comes once every event the task produced is in the core's channel.
+    Quiesce(oneshot::Sender<()>),
+    /// Hand-over, step 2 (after [`PeerCommand::Quiesce`]): write everything the outbox owes
+    /// into the write buffer, stop writing, and reply with the session's state.
+    Freeze(oneshot::Sender<Frozen>),
+    /// Hand-over failed: carry on where the task stopped.
+    Resume,
+    /// Hand-over done: let go of the connection without closing it for the peer (another
+    /// process holds it now) and end, without a word to the peer or to the core.
+    Release,
+}
+
+/// A peer's session as [`PeerCommand::Freeze`] leaves it: what another process needs to
+/// carry it on.
+#[derive(Debug)]
+pub struct Frozen {
+    /// The session, when it is Established.
+    pub session: Option<SessionImage>,
+    /// Bytes read from the peer and not processed yet.
+    pub read: Bytes,
+    /// Bytes not written to the peer yet: whole messages, except that the first one may
+    /// have been partly written already.
+    pub write: Bytes,
+    /// A duplicate of the connection's socket, when the transport is a TCP stream.
+    pub socket: Option<OwnedFd>,
 }
 
 impl fmt::Debug for PeerCommand {
@@ -200,6 +227,10 @@ impl fmt::Debug for PeerCommand {
             PeerCommand::PrefixLimitExceeded { family, limit, .. } => {
                 write!(f, "PrefixLimitExceeded({family}, {limit})")
             }
+            PeerCommand::Quiesce(_) => f.write_str("Quiesce"),
+            PeerCommand::Freeze(_) => f.write_str("Freeze"),
+            PeerCommand::Resume => f.write_str("Resume"),
+            PeerCommand::Release => f.write_str("Release"),
         }
     }
 }
@@ -487,6 +518,45 @@ pub fn spawn_peer(
     }
 }
 
+/// Spawns the task for a peer whose Established session another process handed over: it
+/// carries on with `session` over `stream`, processes `read` first and writes `write`
+/// first, and starts nothing (no OPEN, no connection attempt).
+#[allow(clippy::too_many_arguments)]
+pub fn spawn_resumed_peer(
+    id: PeerId,
+    config: PeerConfig,
+    ctx: PeerContext,
+    outbox: OutboxHandle,
+    session: Session,
+    stream: BoxTransport,
+    read: Bytes,
+    write: Bytes,
+) -> PeerHandle {
+    let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
+    let (status_tx, status) = watch::channel(PeerStatus::default());
+    let stats = Arc::new(PeerStats::default());
+    let span = tracing::info_span!("peer", peer = %id);
+    let mut task = PeerTask::new(id.clone(), config, ctx, outbox, rx);
+    task.session = session;
+    task.install(stream, false);
+    task.rbuf.extend_from_slice(&read);
+    task.wbuf.extend_from_slice(&write);
+    task.outbox_ready = true;
+    task.resumed = true;
+    task.status = status_tx;
+    task.stats = stats.clone();
+    let now = task.clock.now();
+    task.publish(now);
+    let task = tokio::spawn(task.run().instrument(span));
+    PeerHandle {
+        id,
+        commands: tx,
+        status,
+        stats,
+        task,
+    }
+}
+
 /// A connection held aside during a collision: our OPEN is sent on it and the peer's read.
 type CandidateFuture =
     Pin<Box<dyn Future<Output = Result<(BoxTransport, BytesMut, Open), String>> + Send>>;
@@ -530,6 +600,14 @@ struct PeerTask {
     shown: (&'static str, Option<String>),
     stats: Arc<PeerStats>,
     exit: bool,
+    /// Quiesced for a hand-over: no reading, processing, timers or outbox.
+    paused: bool,
+    /// Frozen for a hand-over: no writing either.
+    frozen: bool,
+    /// The reply to [`PeerCommand::Quiesce`], sent once the events are out.
+    quiesced: Option<oneshot::Sender<()>>,
+    /// The session came from another process: nothing to start.
+    resumed: bool,
 }
 
 impl PeerTask {
@@ -564,11 +642,15 @@ impl PeerTask {
             shown: ("Idle", None),
             stats: Arc::default(),
             exit: false,
+            paused: false,
+            frozen: false,
+            quiesced: None,
+            resumed: false,
         }
     }
 
     async fn run(mut self) {
-        if self.config.auto_start {
+        if self.config.auto_start && !self.resumed {
             self.input(Input::ManualStart);
         }
         let far = Instant::now() + Duration::from_secs(86_400 * 365);
@@ -576,8 +658,17 @@ impl PeerTask {
         tokio::pin!(sleep);
         let mut armed: Option<Time> = None;
         loop {
-            self.drain_outbox();
-            let more = self.process_buffer();
+            let more = if self.paused {
+                if self.pending.is_empty() {
+                    if let Some(r) = self.quiesced.take() {
+                        let _ = r.send(());
+                    }
+                }
+                false
+            } else {
+                self.drain_outbox();
+                self.process_buffer()
+            };
             if self.exit && self.pending.is_empty() {
                 break;
             }
@@ -588,18 +679,23 @@ impl PeerTask {
                 sleep.as_mut().reset(at);
             }
             let max = self.session.context().max_message_len;
-            let can_read =
-                self.rd.is_some() && self.pending.is_empty() && !more && self.rbuf.len() < max;
+            let live = !self.paused;
+            let can_read = live
+                && self.rd.is_some()
+                && self.pending.is_empty()
+                && !more
+                && self.rbuf.len() < max;
             let room = max.saturating_sub(self.rbuf.len());
-            let want_outbox = self.session.state().is_established()
+            let want_outbox = live
+                && self.session.state().is_established()
                 && self.wbuf.len() < self.config.write_watermark;
             let wake = tokio::select! {
                 cmd = self.commands.recv(), if !self.exit => Wake::Command(cmd),
-                () = &mut sleep, if armed.is_some() && !self.exit => Wake::Timer,
-                r = connect_result(&mut self.connecting) => Wake::Connected(r),
-                r = candidate_result(&mut self.candidate) => Wake::Candidate(r),
+                () = &mut sleep, if armed.is_some() && !self.exit && live => Wake::Timer,
+                r = connect_result(&mut self.connecting), if live => Wake::Connected(r),
+                r = candidate_result(&mut self.candidate), if live => Wake::Candidate(r),
                 r = read_some(&mut self.rd, &mut self.rbuf, room), if can_read => Wake::Read(r),
-                r = write_some(&mut self.wr, &mut self.wbuf), if !self.wbuf.is_empty() => {
+                r = write_some(&mut self.wr, &mut self.wbuf), if !self.wbuf.is_empty() && !self.frozen => {
                     Wake::Wrote(r)
                 }
                 r = self.events.reserve(), if !self.pending.is_empty() => match r {
@@ -973,7 +1069,86 @@ impl PeerTask {
                 restarting,
                 forwarding,
             }),
-            PeerCommand::Accepted { stream, remote } => self.accepted(stream, remote),
+            PeerCommand::Accepted { stream, remote } => {
+                if self.paused {
+                    tracing::debug!(%remote, "connection refused: hand-over under way");
+                } else {
+                    self.accepted(stream, remote);
+                }
+            }
+            PeerCommand::Quiesce(reply) => {
+                self.paused = true;
+                self.quiesced = Some(reply);
+            }
+            PeerCommand::Freeze(reply) => {
+                let _ = reply.send(self.freeze());
+            }
+            PeerCommand::Resume => {
+                self.paused = false;
+                self.frozen = false;
+            }
+            PeerCommand::Release => {
+                // Dropped without a shutdown: the socket stays open in the other process,
+                // so the peer sees nothing.
+                self.rd = None;
+                self.wr = None;
+                self.wbuf.clear();
+                self.rbuf.clear();
+                self.connecting = None;
+                self.candidate = None;
+                self.pending.clear();
+                self.exit = true;
+            }
+        }
+    }
+
+    /// Writes what the outbox owes into the write buffer, stops writing, and gives the
+    /// session's state for a hand-over.
+    fn freeze(&mut self) -> Frozen {
+        self.paused = true;
+        self.frozen = true;
+        let now = self.clock.now();
+        let established = self.session.state().is_established() && self.wr.is_some();
+        if established {
+            let ctx = *self.session.context();
+            // Everything owed, whatever the watermark: the next process starts from a peer
+            // that was told everything.
+            let n = self.outbox.lock().drain(&ctx, &mut self.wbuf, usize::MAX);
+            if n > 0 {
+                self.stats.count_sent(MessageType::Update, n as u64);
+            }
+        }
+        let socket = match (self.rd.take(), self.wr.take()) {
+            (Some(rd), Some(wr)) => {
+                let stream = rd.unsplit(wr);
+                let fd = match tcp_socket(&stream) {
+                    Some(Ok(fd)) => Some(fd),
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "socket not duplicated for the hand-over");
+                        None
+                    }
+                    None => None,
+                };
+                let (rd, wr) = tokio::io::split(stream);
+                self.rd = Some(rd);
+                self.wr = Some(wr);
+                fd
+            }
+            (rd, wr) => {
+                self.rd = rd;
+                self.wr = wr;
+                None
+            }
+        };
+        Frozen {
+            session: if established {
+                self.session.image(now)
+            } else {
+                None
+            },
+            read: Bytes::copy_from_slice(&self.rbuf),
+            write: Bytes::copy_from_slice(&self.wbuf),
+            socket,
         }
     }
 

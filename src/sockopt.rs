@@ -315,6 +315,22 @@ pub fn set_md5(_socket: &Socket, _peer: IpAddr, _key: Option<&[u8]>) -> Result<(
     Err(SockOptError::Md5Unsupported)
 }
 
+/// Takes ownership of a descriptor that arrived in an `SCM_RIGHTS` message (a hand-over)
+/// and marks it close-on-exec, so that it does not leak into programs the process starts.
+pub(crate) fn received_fd(fd: std::os::fd::RawFd) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    if fd < 0 {
+        return Err(std::io::Error::other("negative descriptor"));
+    }
+    // SAFETY: the kernel installed `fd` in this process for the `recvmsg` that returned it,
+    // and nothing else owns it: the caller passes each received descriptor here exactly
+    // once, straight after the call.
+    let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let socket = socket2::Socket::from(owned);
+    socket.set_cloexec(true)?;
+    Ok(socket.into())
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;

@@ -35,6 +35,7 @@ use crate::core::{
     Announcement, Core, CoreCommand, CoreOutbox, CoreOutput, CorePeer, CoreSettings, Event,
     ImportLimits, PrefixLimit, Route, describe_down,
 };
+use crate::handover;
 use crate::listener::{self, Dispatcher};
 use crate::peer::{
     BGP_PORT, OutboxHandle, PeerCommand, PeerConfig, PeerContext, PeerEvent, PeerHandle, PeerId,
@@ -44,6 +45,8 @@ use crate::restart_state::{RestartState, RestartStateError, Restarting, StopKind
 use crate::snapshot::{MessageCounts, PeerSnapshot, SessionState};
 use crate::sockopt::{SockOptError, SocketOptions};
 use crate::transport::{Connector, MemoryNetwork, TcpConnector};
+
+mod hand_over;
 
 /// Where sessions run: TCP, or an in-memory network (tests, see [`crate::testkit`]).
 #[derive(Clone, Debug, Default)]
@@ -89,6 +92,12 @@ pub struct GlobalSettings {
     pub network: Network,
     /// Limits on routes learned from peers (AS_PATH length, attributes per route).
     pub limits: ImportLimits,
+    /// A Unix socket to listen on for a new process that takes the sessions over
+    /// ([`Speaker::take_over`], [`crate::handover`]); `None` (the default): no hand-over.
+    /// The socket file is created with mode 0600.
+    pub hand_over_socket: Option<PathBuf>,
+    /// How long each side of a hand-over waits for the other at each step.
+    pub hand_over_timeout: Duration,
 }
 
 impl Default for GlobalSettings {
@@ -108,6 +117,8 @@ impl Default for GlobalSettings {
             command_capacity: 64,
             network: Network::Tcp,
             limits: ImportLimits::default(),
+            hand_over_socket: None,
+            hand_over_timeout: handover::DEFAULT_TIMEOUT,
         }
     }
 }
@@ -137,6 +148,7 @@ impl GlobalSettings {
                 max_as_path_len: g.max_as_path_length as usize,
                 max_attributes: g.max_attributes as usize,
             },
+            hand_over_socket: g.hand_over_socket.clone(),
             ..GlobalSettings::default()
         }
     }
@@ -414,6 +426,14 @@ pub enum SpeakerError {
     /// The speaker has stopped.
     #[error("the speaker has stopped")]
     Stopped,
+    /// The hand-over socket could not be set up.
+    #[error("hand-over socket {path}: {source}")]
+    HandOverSocket {
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// The events of a speaker (bounded; see [`Event::Lagged`]).
@@ -451,6 +471,7 @@ enum Command {
     Routes(Reply<Vec<(AfiSafi, IpNet, Route)>>),
     StopForRestart(Reply<()>),
     Shutdown(ShutdownOptions, Reply<()>),
+    HandOver(std::os::unix::net::UnixStream),
 }
 
 /// A handle to a running speaker; cheap to clone. Every call waits for the speaker task
@@ -509,8 +530,9 @@ impl Speaker {
     ) -> Result<(SpeakerHandle, EventStream), SpeakerError> {
         let (tx, commands) = mpsc::channel(settings.command_capacity.max(1));
         let (events_tx, rx) = mpsc::channel(settings.event_capacity.max(1));
-        let mut runner = Runner::new(settings, commands, events_tx)?;
+        let mut runner = Runner::new(settings, commands, events_tx, Vec::new())?;
         runner.begin().await?;
+        runner.listen_for_hand_over(tx.downgrade())?;
         tokio::spawn(runner.run());
         Ok((SpeakerHandle { tx }, EventStream { rx }))
     }
@@ -646,6 +668,8 @@ struct Runner {
     listeners: Vec<JoinHandle<()>>,
     /// The TCP listeners, whose MD5 keys follow the peers.
     tcp_listeners: Vec<Arc<tokio::net::TcpListener>>,
+    /// The task accepting hand-over connections.
+    hand_over_listener: Option<JoinHandle<()>>,
 }
 
 fn lock(m: &Mutex<Core>) -> MutexGuard<'_, Core> {
@@ -663,6 +687,7 @@ impl Runner {
         settings: GlobalSettings,
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<Event>,
+        inherited: Vec<(SocketAddr, std::os::fd::OwnedFd)>,
     ) -> Result<Self, SpeakerError> {
         let core = Core::new(CoreSettings {
             local_asn: settings.asn,
@@ -675,6 +700,7 @@ impl Runner {
         let wake = Arc::new(Notify::new());
         let w = wake.clone();
         lock(&core).set_waker(Box::new(move || w.notify_one()));
+        let mut inherited = inherited;
         let restart = match &settings.restart_state_file {
             Some(path) => match RestartState::load(path) {
                 Ok(s) => s,
@@ -696,12 +722,27 @@ impl Runner {
                         .iter()
                         .filter_map(|p| p.password.clone().map(|s| (p.address, s)))
                         .collect();
-                    let l = listener::bind_tcp(*addr, &keys).map_err(|source| {
-                        SpeakerError::Listen {
-                            addr: *addr,
-                            source,
+                    let listen_error = |source| SpeakerError::Listen {
+                        addr: *addr,
+                        source,
+                    };
+                    let l = match inherited.iter().position(|(a, _)| a == addr) {
+                        // Handed over by the process before: already bound and listening.
+                        Some(i) => {
+                            let (_, fd) = inherited.swap_remove(i);
+                            let std = std::net::TcpListener::from(fd);
+                            let l = std
+                                .set_nonblocking(true)
+                                .and_then(|()| tokio::net::TcpListener::from_std(std))
+                                .map_err(|e| listen_error(SockOptError::from(e)))?;
+                            for (peer, key) in &keys {
+                                listener::set_listener_md5(&l, *peer, Some(key))
+                                    .map_err(listen_error)?;
+                            }
+                            l
                         }
-                    })?;
+                        None => listener::bind_tcp(*addr, &keys).map_err(listen_error)?,
+                    };
                     let l = Arc::new(l);
                     tcp_listeners.push(l.clone());
                     listeners.push(listener::spawn_shared_tcp_listener(l, dispatcher.clone()));
@@ -730,6 +771,7 @@ impl Runner {
             wake,
             listeners,
             tcp_listeners,
+            hand_over_listener: None,
         })
     }
 
@@ -1022,6 +1064,9 @@ impl Runner {
         for l in &self.listeners {
             l.abort();
         }
+        if let Some(l) = self.hand_over_listener.take() {
+            l.abort();
+        }
     }
 
     async fn initial_routes_done(&mut self) {
@@ -1140,6 +1185,7 @@ impl Runner {
                 let _ = r.send(Ok(()));
                 return true;
             }
+            Command::HandOver(stream) => return self.hand_over(stream).await,
         }
         false
     }

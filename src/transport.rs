@@ -1,10 +1,12 @@
 //! Transports: anything `AsyncRead + AsyncWrite`, connectors that open them, and the
 //! in-memory network that tests and embedders' test kits use instead of TCP.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
@@ -15,9 +17,25 @@ use crate::peer::PeerId;
 use crate::sockopt::{self, SockOptError, SocketOptions};
 
 /// A byte stream a session can run over: TCP, an in-memory pipe, or anything else.
-pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// The transport itself, to find out what it is (a hand-over passes the socket of a
+    /// [`tokio::net::TcpStream`] to another process).
+    fn as_any(&self) -> &dyn Any;
+}
 
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for T {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// A duplicate of the socket under a transport, when it is a TCP stream.
+pub fn tcp_socket(t: &BoxTransport) -> Option<io::Result<OwnedFd>> {
+    // Through the trait object: `Box<dyn Transport>` is itself a `Transport`.
+    let inner: &dyn Transport = &**t;
+    let tcp = inner.as_any().downcast_ref::<tokio::net::TcpStream>()?;
+    Some(tcp.as_fd().try_clone_to_owned())
+}
 
 /// A boxed [`Transport`].
 pub type BoxTransport = Box<dyn Transport>;

@@ -1,0 +1,266 @@
+//! Hand-over of live sessions between two speakers ([`bgp_speaker::handover`]), over
+//! loopback TCP (127.0.61.0/24) and a Unix socket, in one process: the peer's session never
+//! leaves Established, it receives nothing because of the hand-over, and the new speaker has
+//! the routes and carries on. Also the failures: nobody takes over in time (rollback), a
+//! taker that dies mid-way, a speaker that is gone.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bgp_speaker::core::{Announcement, Event};
+use bgp_speaker::handover::HandOverError;
+use bgp_speaker::snapshot::SessionState;
+use bgp_speaker::{EventStream, GlobalSettings, PeerSettings, Speaker, SpeakerHandle};
+use bgp_wire::Asn;
+use ipnet::IpNet;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn ip(net: u8, host: u8) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, net, host)
+}
+
+fn prefix(p: &str) -> IpNet {
+    p.parse().expect("prefix")
+}
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("bgp-hand-over-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("temp dir");
+        Dir(d)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The speaker that moves (A, AS 65001) and its one peer (B, AS 65002), hold time 3 s: a
+/// hand-over that paused the keepalives for long would end the session.
+fn a_settings(net: u8, sock: &std::path::Path) -> GlobalSettings {
+    let mut p = PeerSettings::new(IpAddr::V4(ip(net, 2)), Asn(65002));
+    p.hold_time = 3;
+    p.local_address = Some(IpAddr::V4(ip(net, 1)));
+    GlobalSettings {
+        asn: Asn(65001),
+        router_id: ip(net, 1),
+        listen: vec![SocketAddr::new(IpAddr::V4(ip(net, 1)), 179)],
+        loc_rib_events: true,
+        peers: vec![p],
+        announcements: vec![
+            Announcement::new(prefix("198.51.100.0/24")).with_next_hop(IpAddr::V4(ip(net, 1))),
+        ],
+        hand_over_socket: Some(sock.to_path_buf()),
+        hand_over_timeout: Duration::from_secs(5),
+        ..GlobalSettings::default()
+    }
+}
+
+fn b_settings(net: u8) -> GlobalSettings {
+    let mut p = PeerSettings::new(IpAddr::V4(ip(net, 1)), Asn(65001));
+    p.hold_time = 3;
+    p.passive = true;
+    p.local_address = Some(IpAddr::V4(ip(net, 2)));
+    GlobalSettings {
+        asn: Asn(65002),
+        router_id: ip(net, 2),
+        listen: vec![SocketAddr::new(IpAddr::V4(ip(net, 2)), 179)],
+        loc_rib_events: true,
+        peers: vec![p],
+        announcements: vec![
+            Announcement::new(prefix("203.0.113.0/24")).with_next_hop(IpAddr::V4(ip(net, 2))),
+        ],
+        ..GlobalSettings::default()
+    }
+}
+
+async fn next(ev: &mut EventStream, what: &str, f: impl Fn(&Event) -> bool) -> Event {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, ev.recv()).await {
+            Ok(Some(e)) if f(&e) => return e,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("event stream ended waiting for {what}"),
+            Err(_) => panic!("no {what} within {WAIT:?}"),
+        }
+    }
+}
+
+async fn has_route(s: &SpeakerHandle, p: &str) -> bool {
+    let p = prefix(p);
+    s.routes()
+        .await
+        .expect("routes")
+        .iter()
+        .any(|(_, q, _)| *q == p)
+}
+
+/// B's view of its session with A: (state, flaps, UPDATEs received, UPDATEs sent).
+async fn b_view(b: &SpeakerHandle) -> (SessionState, u64, u64, u64) {
+    let s = b.snapshot().await.expect("snapshot");
+    let p = &s[0];
+    (p.state, p.flaps, p.received.update, p.sent.update)
+}
+
+/// Fails if B saw its session with A go down.
+fn no_flap(ev: &mut EventStream) {
+    while let Some(e) = ev.try_recv() {
+        assert!(!matches!(e, Event::PeerDown { .. }), "B saw {e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_hand_overs_are_invisible_to_the_peer() {
+    let net = 61;
+    let dir = Dir::new("repeat");
+    let sock = dir.0.join("ho.sock");
+    let (b, mut be) = Speaker::start(b_settings(net)).await.expect("B");
+    let (mut a, mut ae) = Speaker::start(a_settings(net, &sock)).await.expect("A");
+    a.initial_routes_done().await.expect("initial");
+    next(&mut be, "B: A's route", |e| {
+        matches!(e, Event::RouteChanged { prefix: p, route: Some(_), .. } if *p == prefix("198.51.100.0/24"))
+    })
+    .await;
+    next(&mut ae, "A: B's route", |e| {
+        matches!(e, Event::RouteChanged { prefix: p, route: Some(_), .. } if *p == prefix("203.0.113.0/24"))
+    })
+    .await;
+    let before = b_view(&b).await;
+    assert_eq!(before.0, SessionState::Established);
+    for round in 0..5 {
+        let (a2, mut ae2) = Speaker::take_over(a_settings(net, &sock), &sock)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: take-over: {e}"));
+        let done = next(&mut ae, "HandedOver", |e| {
+            matches!(e, Event::HandedOver { .. } | Event::HandOverFailed { .. })
+        })
+        .await;
+        assert!(matches!(done, Event::HandedOver { sessions: 1, .. }), "{done}");
+        next(&mut ae2, "PeerUp on the new speaker", |e| {
+            matches!(e, Event::PeerUp { .. })
+        })
+        .await;
+        // The old speaker is gone; the new one has the routes.
+        assert!(a.routes().await.is_err(), "the old speaker still answers");
+        assert!(has_route(&a2, "203.0.113.0/24").await, "round {round}: B's route lost");
+        assert!(has_route(&a2, "198.51.100.0/24").await, "round {round}: our route lost");
+        no_flap(&mut be);
+        let now = b_view(&b).await;
+        assert_eq!(now, before, "round {round}: B's session changed");
+        a = a2;
+        ae = ae2;
+    }
+    // Past several hold times: keepalives flowed from the new speakers.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    no_flap(&mut be);
+    assert_eq!(b_view(&b).await, before);
+    // And the session still carries routes both ways.
+    a.announce(
+        Announcement::new(prefix("192.0.2.0/24")).with_next_hop(IpAddr::V4(ip(net, 1))),
+    )
+    .await
+    .expect("announce");
+    next(&mut be, "B: the new route", |e| {
+        matches!(e, Event::RouteChanged { prefix: p, route: Some(_), .. } if *p == prefix("192.0.2.0/24"))
+    })
+    .await;
+    b.withdraw(prefix("203.0.113.0/24")).await.expect("withdraw");
+    next(&mut ae, "A: B's withdrawal", |e| {
+        matches!(e, Event::RouteChanged { prefix: p, route: None, .. } if *p == prefix("203.0.113.0/24"))
+    })
+    .await;
+    let _ = a.shutdown(Default::default()).await;
+    let _ = b.shutdown(Default::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taker_that_dies_mid_way_leaves_the_sessions_with_the_old_speaker() {
+    let net = 62;
+    let dir = Dir::new("dies");
+    let sock = dir.0.join("ho.sock");
+    let (b, mut be) = Speaker::start(b_settings(net)).await.expect("B");
+    let mut s = a_settings(net, &sock);
+    s.hand_over_timeout = Duration::from_secs(1);
+    let (a, mut ae) = Speaker::start(s).await.expect("A");
+    a.initial_routes_done().await.expect("initial");
+    next(&mut be, "B: A's route", |e| {
+        matches!(e, Event::RouteChanged { route: Some(_), .. })
+    })
+    .await;
+    let before = b_view(&b).await;
+    // A taker that reads the start of the image and dies.
+    let path = sock.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut c = UnixStream::connect(path).expect("connect");
+        let mut buf = [0u8; 16];
+        let _ = std::io::Read::read(&mut c, &mut buf);
+    })
+    .await
+    .expect("taker");
+    let e = next(&mut ae, "HandOverFailed", |e| {
+        matches!(e, Event::HandOverFailed { .. } | Event::HandedOver { .. })
+    })
+    .await;
+    assert!(
+        matches!(e, Event::HandOverFailed { stopped: false, .. }),
+        "{e}"
+    );
+    // A taker that never answers: rolled back after the timeout.
+    let path = sock.clone();
+    let silent = std::thread::spawn(move || {
+        let c = UnixStream::connect(path).expect("connect");
+        std::thread::sleep(Duration::from_secs(3));
+        drop(c);
+    });
+    let e = next(&mut ae, "HandOverFailed", |e| {
+        matches!(e, Event::HandOverFailed { .. } | Event::HandedOver { .. })
+    })
+    .await;
+    assert!(
+        matches!(e, Event::HandOverFailed { stopped: false, .. }),
+        "{e}"
+    );
+    let _ = silent.join();
+    // The old speaker carries on: B saw nothing, and routes still flow.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    no_flap(&mut be);
+    assert_eq!(b_view(&b).await, before);
+    a.announce(
+        Announcement::new(prefix("192.0.2.0/24")).with_next_hop(IpAddr::V4(ip(net, 1))),
+    )
+    .await
+    .expect("announce");
+    next(&mut be, "B: the new route", |e| {
+        matches!(e, Event::RouteChanged { prefix: p, route: Some(_), .. } if *p == prefix("192.0.2.0/24"))
+    })
+    .await;
+    // And a real take-over still works afterwards.
+    let (a2, _ae2) = Speaker::take_over(a_settings(net, &sock), &sock)
+        .await
+        .expect("take-over");
+    assert!(has_route(&a2, "203.0.113.0/24").await);
+    let _ = a2.shutdown(Default::default()).await;
+    let _ = b.shutdown(Default::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taking_over_from_nobody_is_an_error_that_says_so() {
+    let dir = Dir::new("nobody");
+    let sock = dir.0.join("ho.sock");
+    let e = Speaker::take_over(a_settings(63, &sock), &sock)
+        .await
+        .err()
+        .expect("an error");
+    assert!(
+        matches!(&e, HandOverError::Io(io) if io.kind() == std::io::ErrorKind::NotFound),
+        "{e}"
+    );
+}
