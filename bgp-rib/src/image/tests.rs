@@ -495,6 +495,21 @@ fn restore_preconditions() {
     assert!(out.is_empty());
 }
 
+#[test]
+fn a_set_too_large_for_a_message_is_an_error_and_writes_nothing() {
+    let mut rib = Rib::new(cfg());
+    let a = rib.add_peer(peer(65001, 2)).unwrap();
+    let huge = PathAttributes {
+        communities: Some(Communities::new((0..17_000).map(Community))),
+        ..attrs(&[65001])
+    };
+    let _ = rib.apply_update(a, &announce(huge, &[(p("10.0.0.0/8"), None)]));
+    let mut out = BytesMut::from(&b"kept"[..]);
+    let e = rib.adj_in_image(a, &mut out).unwrap_err();
+    assert!(matches!(e, ImageError::Encode { family: V4, .. }), "{e:?}");
+    assert_eq!(&out[..], b"kept");
+}
+
 // ---- bad images ----
 
 fn restore_fresh(image: &[u8]) -> (Rib, SourceId, Result<RibChanges, ImageError>) {
