@@ -262,7 +262,17 @@ pub(crate) fn write_record(
     let body_start = out.len();
     match pack_announce(ctx, &attrs.attrs, family, Some(&wire_nh), nlri, out) {
         Ok(n) => {
-            let len = u32::try_from(out.len() - body_start).unwrap_or(u32::MAX);
+            let len = out.len() - body_start;
+            let Ok(len) = u32::try_from(len) else {
+                out.truncate(start);
+                return Err(ImageError::Encode {
+                    family,
+                    source: EncodeError::FieldTooLong {
+                        field: "image record",
+                        len,
+                    },
+                });
+            };
             if let Some(slot) = out.get_mut(len_at..len_at + 4) {
                 slot.copy_from_slice(&len.to_be_bytes());
             }
