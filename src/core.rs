@@ -1199,15 +1199,17 @@ impl Core {
                 .is_some_and(|a| a.pending() == 0)
     }
 
-    /// For a hand-over: the peer's part of the image (its identifier, its Adj-RIB-In as
-    /// [`bgp_rib::Rib::adj_in_image`] writes it, and its graceful-restart and prefix-limit
-    /// marks).
-    pub fn peer_image(&self, id: &PeerId) -> Option<PeerImage> {
+    /// For a hand-over: the peer's part of the image: its identifier and its
+    /// graceful-restart and prefix-limit marks; its routes only with `routes`
+    /// ([`bgp_rib::Rib::adj_in_image`]; `None` when they cannot be imaged).
+    pub fn peer_image(&self, id: &PeerId, routes: bool) -> Option<PeerImage> {
         let slot = self.peers.get(id)?;
         let mut adj_in = BytesMut::new();
-        if let Err(e) = self.rib.adj_in_image(slot.source, &mut adj_in) {
-            tracing::warn!(peer = %id, error = %e, "routes not imaged");
-            return None;
+        if routes {
+            if let Err(e) = self.rib.adj_in_image(slot.source, &mut adj_in) {
+                tracing::warn!(peer = %id, error = %e, "routes not imaged");
+                return None;
+            }
         }
         Some(PeerImage {
             router_id: slot.router_id,

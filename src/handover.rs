@@ -129,11 +129,11 @@ pub(crate) struct PeerMeta {
     pub(crate) socket: usize,
     /// The peer's BGP identifier as the RIB knows it.
     pub(crate) router_id: Option<Ipv4Addr>,
-    /// Indexes of the binary parts: session image, unread bytes, unwritten bytes, routes.
+    /// Indexes of the binary parts: session image, unread bytes, unwritten bytes. (Its
+    /// routes follow the confirmation: [`send_routes`].)
     pub(crate) session: usize,
     pub(crate) read: usize,
     pub(crate) write: usize,
-    pub(crate) adj_in: usize,
     /// Families kept stale by graceful restart, as (AFI, SAFI).
     pub(crate) stale: Vec<(u16, u8)>,
     /// Families whose prefix-limit warning was reported.
@@ -274,10 +274,7 @@ impl Image {
             if p.socket >= ns {
                 return bad("socket");
             }
-            if [p.session, p.read, p.write, p.adj_in]
-                .iter()
-                .any(|i| *i >= nb)
-            {
+            if [p.session, p.read, p.write].iter().any(|i| *i >= nb) {
                 return bad("binary part");
             }
             if p.address.is_none() {
@@ -443,6 +440,51 @@ pub(crate) fn receive(stream: &mut UnixStream) -> Result<Received, HandOverError
     Ok(Received::Image(image))
 }
 
+/// The end of the routes.
+const ROUTES_END: u32 = u32::MAX;
+/// The largest routes part accepted for one session (a full table is about 25 MB).
+const MAX_ROUTES: u64 = 16 << 30;
+
+/// Writes one session's routes (old side, after `RELEASED`): its index in the document's
+/// peers, the length (u64) and the Adj-RIB-In image.
+pub(crate) fn send_routes(stream: &mut UnixStream, peer: u32, routes: &[u8]) -> io::Result<()> {
+    stream.write_all(&peer.to_be_bytes())?;
+    stream.write_all(&(routes.len() as u64).to_be_bytes())?;
+    stream.write_all(routes)
+}
+
+/// Ends the routes (old side).
+pub(crate) fn end_routes(stream: &mut UnixStream) -> io::Result<()> {
+    stream.write_all(&ROUTES_END.to_be_bytes())?;
+    stream.flush()
+}
+
+/// Reads one session's routes (new side): `None` after the last.
+pub(crate) fn receive_routes(
+    stream: &mut UnixStream,
+) -> Result<Option<(u32, Bytes)>, HandOverError> {
+    let mut peer = [0u8; 4];
+    stream.read_exact(&mut peer)?;
+    let peer = u32::from_be_bytes(peer);
+    if peer == ROUTES_END {
+        return Ok(None);
+    }
+    let mut len = [0u8; 8];
+    stream.read_exact(&mut len)?;
+    let len = u64::from_be_bytes(len);
+    if len > MAX_ROUTES {
+        return Err(HandOverError::BadImage(format!(
+            "routes part of {len} octets"
+        )));
+    }
+    let mut b = Vec::new();
+    (&mut *stream).take(len).read_to_end(&mut b)?;
+    if b.len() as u64 != len {
+        return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+    }
+    Ok(Some((peer, Bytes::from(b))))
+}
+
 /// Writes one answer line.
 pub(crate) fn say(stream: &mut UnixStream, line: &str) -> io::Result<()> {
     stream.write_all(line.as_bytes())?;
@@ -516,7 +558,6 @@ mod tests {
         let s = img.blob(Bytes::from_static(b"session"));
         let r = img.blob(Bytes::new());
         let w = img.blob(Bytes::from(vec![7u8; 100_000]));
-        let a = img.blob(Bytes::from_static(b"routes"));
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let fd = img.socket(OwnedFd::from(l));
         img.meta.peers.push(PeerMeta {
@@ -526,7 +567,6 @@ mod tests {
             session: s,
             read: r,
             write: w,
-            adj_in: a,
             stale: families_out([AfiSafi::IPV6_UNICAST].into_iter().collect()),
             ..PeerMeta::default()
         });
@@ -543,7 +583,7 @@ mod tests {
         };
         t.join().unwrap().unwrap();
         assert_eq!(got.meta.asn, 65001);
-        assert_eq!(got.blobs.len(), 4);
+        assert_eq!(got.blobs.len(), 3);
         assert_eq!(got.part(2).len(), 100_000);
         assert_eq!(got.sockets.len(), 1);
         assert_eq!(
@@ -630,8 +670,33 @@ mod tests {
     #[test]
     fn an_image_pointing_outside_its_parts_is_refused() {
         let mut img = sample();
-        img.meta.peers[0].adj_in = 17;
+        img.meta.peers[0].write = 17;
         assert!(matches!(img.check(), Err(HandOverError::BadImage(_))));
+    }
+
+    #[test]
+    fn routes_follow_one_session_at_a_time() {
+        let (mut a, mut b) = pair();
+        let t = std::thread::spawn(move || {
+            send_routes(&mut a, 0, &[1, 2, 3]).unwrap();
+            send_routes(&mut a, 7, &vec![9u8; 300_000]).unwrap();
+            end_routes(&mut a).unwrap();
+        });
+        assert_eq!(
+            receive_routes(&mut b).unwrap(),
+            Some((0, Bytes::from_static(&[1, 2, 3])))
+        );
+        let (i, r) = receive_routes(&mut b).unwrap().unwrap();
+        assert_eq!((i, r.len()), (7, 300_000));
+        assert_eq!(receive_routes(&mut b).unwrap(), None);
+        t.join().unwrap();
+        // Cut short: an error, not a short part.
+        let (mut a, mut b) = pair();
+        a.write_all(&0u32.to_be_bytes()).unwrap();
+        a.write_all(&10u64.to_be_bytes()).unwrap();
+        a.write_all(&[1, 2]).unwrap();
+        drop(a);
+        assert!(receive_routes(&mut b).is_err());
     }
 
     #[test]

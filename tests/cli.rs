@@ -288,3 +288,110 @@ fn the_demo_runs_to_the_end_and_exits_0() {
     assert!(status.success(), "demo failed: {status}\n{text}");
     assert!(text.contains("6. Both stop for good"), "{text}");
 }
+
+/// A hitless upgrade as an operator runs it (issue 9): a second CLI process started with
+/// `--take-over` takes the live session from the running one, which prints `handed-over`
+/// and exits 0; then a third takes it from the second. The helper's session never goes down
+/// (hold time 3 s), it receives no UPDATE because of it, and the last process still serves
+/// it: SIGINT ends the session with a Cease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn take_over_moves_the_live_session_to_a_new_process() {
+    const CLI2: Ipv4Addr = Ipv4Addr::new(127, 0, 61, 11);
+    const HELPER2: Ipv4Addr = Ipv4Addr::new(127, 0, 61, 12);
+    let dir = std::env::temp_dir().join(format!("bgp-speaker-cli-ho-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (config, sock) = (dir.join("speaker.toml"), dir.join("hand-over.sock"));
+    let text = format!(
+        "[global]\nasn = 65001\nrouter-id = \"192.0.2.62\"\nrestart-state-file = \"{}\"\n\
+         hand-over-socket = \"{}\"\n\n\
+         [[peer]]\naddress = \"{HELPER2}\"\nport = {PORT}\npeer-asn = 65002\n\
+         local-address = \"{CLI2}\"\nconnect-retry = 1\nhold-time = 3\n\n\
+         [[announce]]\nprefix = \"{KEPT}\"\n",
+        dir.join("restart-state").display(),
+        sock.display()
+    );
+    std::fs::write(&config, text).expect("write the config");
+    let helper = GlobalSettings {
+        asn: Asn(65002),
+        router_id: HELPER2,
+        listen: vec![SocketAddr::new(IpAddr::V4(HELPER2), PORT)],
+        loc_rib_events: true,
+        peers: vec![PeerSettings {
+            passive: true,
+            hold_time: 3,
+            local_address: Some(IpAddr::V4(HELPER2)),
+            ..PeerSettings::new(IpAddr::V4(CLI2), Asn(65001))
+        }],
+        ..GlobalSettings::default()
+    };
+    let (h, mut he) = Speaker::start(helper).await.expect("helper");
+    let mut running = Cli::start(&config);
+    event(&mut he, "session", |e| matches!(e, Event::PeerUp { .. })).await;
+    event(&mut he, "our route", |e| {
+        matches!(e, Event::RouteChanged { route: Some(_), .. })
+    })
+    .await;
+    let view = |s: &bgp_speaker::snapshot::PeerSnapshot| (s.state, s.flaps, s.received.update);
+    let before = view(&h.snapshot().await.expect("snapshot")[0]);
+    for round in 0..2 {
+        let next = Command::new(cli_binary())
+            .arg("--config")
+            .arg(&config)
+            .arg("--json")
+            .arg("--take-over")
+            .arg(&sock)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the next CLI");
+        let next = Cli(next);
+        // The running process hands over and exits by itself.
+        let deadline = Instant::now() + WAIT;
+        let status = loop {
+            if let Ok(Some(s)) = running.0.try_wait() {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: the running CLI did not exit"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(status.success(), "round {round}: exit status {status}");
+        let printed = running.json_lines();
+        assert!(
+            printed
+                .iter()
+                .any(|v| v["event"] == "handed-over" && v["sessions"] == 1),
+            "round {round}: {printed:?}"
+        );
+        running = next;
+        // Longer than the hold time: the new process keeps the session alive.
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        while let Some(e) = he.try_recv() {
+            assert!(!matches!(e, Event::PeerDown { .. }), "round {round}: {e}");
+        }
+        let now = view(&h.snapshot().await.expect("snapshot")[0]);
+        assert_eq!(now, before, "round {round}: the helper's session changed");
+        assert_eq!(h.routes().await.expect("routes").len(), 1);
+    }
+    assert!(running.stop("-INT"), "exit status 0 after SIGINT");
+    let down = event(&mut he, "session down", |e| {
+        matches!(e, Event::PeerDown { .. })
+    })
+    .await;
+    assert!(
+        matches!(
+            down,
+            Event::PeerDown {
+                routes_kept: false,
+                ..
+            }
+        ),
+        "{down:?}"
+    );
+    h.shutdown(Default::default()).await.expect("shutdown");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,5 +1,5 @@
 //! Hand-over of live sessions between two speakers ([`bgp_speaker::handover`]), over
-//! loopback TCP (127.0.61.0/24) and a Unix socket, in one process: the peer's session never
+//! loopback TCP (127.0.71.0/24 to 127.0.73.0/24) and a Unix socket, in one process: the peer's session never
 //! leaves Established, it receives nothing because of the hand-over, and the new speaker has
 //! the routes and carries on. Also the failures: nobody takes over in time (rollback), a
 //! taker that dies mid-way, a speaker that is gone.
@@ -119,7 +119,7 @@ fn no_flap(ev: &mut EventStream) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_hand_overs_are_invisible_to_the_peer() {
-    let net = 61;
+    let net = 71;
     let dir = Dir::new("repeat");
     let sock = dir.0.join("ho.sock");
     let (b, mut be) = Speaker::start(b_settings(net)).await.expect("B");
@@ -143,15 +143,24 @@ async fn repeated_hand_overs_are_invisible_to_the_peer() {
             matches!(e, Event::HandedOver { .. } | Event::HandOverFailed { .. })
         })
         .await;
-        assert!(matches!(done, Event::HandedOver { sessions: 1, .. }), "{done}");
+        assert!(
+            matches!(done, Event::HandedOver { sessions: 1, .. }),
+            "{done}"
+        );
         next(&mut ae2, "PeerUp on the new speaker", |e| {
             matches!(e, Event::PeerUp { .. })
         })
         .await;
         // The old speaker is gone; the new one has the routes.
         assert!(a.routes().await.is_err(), "the old speaker still answers");
-        assert!(has_route(&a2, "203.0.113.0/24").await, "round {round}: B's route lost");
-        assert!(has_route(&a2, "198.51.100.0/24").await, "round {round}: our route lost");
+        assert!(
+            has_route(&a2, "203.0.113.0/24").await,
+            "round {round}: B's route lost"
+        );
+        assert!(
+            has_route(&a2, "198.51.100.0/24").await,
+            "round {round}: our route lost"
+        );
         no_flap(&mut be);
         let now = b_view(&b).await;
         assert_eq!(now, before, "round {round}: B's session changed");
@@ -163,16 +172,16 @@ async fn repeated_hand_overs_are_invisible_to_the_peer() {
     no_flap(&mut be);
     assert_eq!(b_view(&b).await, before);
     // And the session still carries routes both ways.
-    a.announce(
-        Announcement::new(prefix("192.0.2.0/24")).with_next_hop(IpAddr::V4(ip(net, 1))),
-    )
-    .await
-    .expect("announce");
+    a.announce(Announcement::new(prefix("192.0.2.0/24")).with_next_hop(IpAddr::V4(ip(net, 1))))
+        .await
+        .expect("announce");
     next(&mut be, "B: the new route", |e| {
         matches!(e, Event::RouteChanged { prefix: p, route: Some(_), .. } if *p == prefix("192.0.2.0/24"))
     })
     .await;
-    b.withdraw(prefix("203.0.113.0/24")).await.expect("withdraw");
+    b.withdraw(prefix("203.0.113.0/24"))
+        .await
+        .expect("withdraw");
     next(&mut ae, "A: B's withdrawal", |e| {
         matches!(e, Event::RouteChanged { prefix: p, route: None, .. } if *p == prefix("203.0.113.0/24"))
     })
@@ -183,7 +192,7 @@ async fn repeated_hand_overs_are_invisible_to_the_peer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_taker_that_dies_mid_way_leaves_the_sessions_with_the_old_speaker() {
-    let net = 62;
+    let net = 72;
     let dir = Dir::new("dies");
     let sock = dir.0.join("ho.sock");
     let (b, mut be) = Speaker::start(b_settings(net)).await.expect("B");
@@ -192,7 +201,7 @@ async fn a_taker_that_dies_mid_way_leaves_the_sessions_with_the_old_speaker() {
     let (a, mut ae) = Speaker::start(s).await.expect("A");
     a.initial_routes_done().await.expect("initial");
     next(&mut be, "B: A's route", |e| {
-        matches!(e, Event::RouteChanged { route: Some(_), .. })
+        matches!(e, Event::RouteChanged { prefix: p, route: Some(_), .. } if *p == prefix("198.51.100.0/24"))
     })
     .await;
     let before = b_view(&b).await;
@@ -233,11 +242,9 @@ async fn a_taker_that_dies_mid_way_leaves_the_sessions_with_the_old_speaker() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     no_flap(&mut be);
     assert_eq!(b_view(&b).await, before);
-    a.announce(
-        Announcement::new(prefix("192.0.2.0/24")).with_next_hop(IpAddr::V4(ip(net, 1))),
-    )
-    .await
-    .expect("announce");
+    a.announce(Announcement::new(prefix("192.0.2.0/24")).with_next_hop(IpAddr::V4(ip(net, 1))))
+        .await
+        .expect("announce");
     next(&mut be, "B: the new route", |e| {
         matches!(e, Event::RouteChanged { prefix: p, route: Some(_), .. } if *p == prefix("192.0.2.0/24"))
     })
@@ -255,10 +262,9 @@ async fn a_taker_that_dies_mid_way_leaves_the_sessions_with_the_old_speaker() {
 async fn taking_over_from_nobody_is_an_error_that_says_so() {
     let dir = Dir::new("nobody");
     let sock = dir.0.join("ho.sock");
-    let e = Speaker::take_over(a_settings(63, &sock), &sock)
+    let e = Speaker::take_over(a_settings(73, &sock), &sock)
         .await
-        .err()
-        .expect("an error");
+        .expect_err("an error");
     assert!(
         matches!(&e, HandOverError::Io(io) if io.kind() == std::io::ErrorKind::NotFound),
         "{e}"

@@ -94,10 +94,9 @@ async fn pair_with(
     (a, ae, b, be)
 }
 
+/// A restart-state file of its own for a test (each test removes it at the end).
 fn state_file(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bgp-speaker-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let f = dir.join(name);
+    let f = std::env::temp_dir().join(format!("bgp-speaker-tests-{}-{name}", std::process::id()));
     let _ = std::fs::remove_file(&f);
     f
 }

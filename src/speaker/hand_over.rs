@@ -41,6 +41,16 @@ struct Resumable {
     settings: PeerSettings,
     session: Session,
     meta: PeerMeta,
+    /// Its index in the image's peers.
+    index: usize,
+}
+
+/// A resumed session waiting for its routes.
+struct Waiting {
+    id: PeerId,
+    meta: PeerMeta,
+    index: usize,
+    negotiated: Option<bgp_fsm::Negotiated>,
 }
 
 impl Runner {
@@ -115,8 +125,8 @@ impl Runner {
                 return false;
             }
         };
-        let image = self.image(frozen);
-        let sessions = image.meta.peers.len();
+        let (image, moved) = self.image(frozen);
+        let sessions = moved.len();
         let outcome = blocking(move || {
             handover::send(&mut stream, &image)?;
             // The sockets and parts are out: this process's copies of the descriptors stay
@@ -133,18 +143,49 @@ impl Runner {
         match answer {
             Ok(Answer::Ack) => {
                 let released = match stream.take() {
-                    Some(mut s) => blocking(move || Ok(handover::say(&mut s, "RELEASED")?)).await,
+                    Some(mut s) => {
+                        blocking(move || {
+                            handover::say(&mut s, "RELEASED")?;
+                            Ok(s)
+                        })
+                        .await
+                    }
                     None => Err(HandOverError::RolledBack),
                 };
-                if let Err(e) = released {
+                let stream = match released {
+                    Ok(s) => s,
                     // The new process is gone before it heard: it started nothing.
-                    return self
-                        .roll_back(None, format!("confirmation not delivered: {e}"))
-                        .await;
-                }
+                    Err(e) => {
+                        return self
+                            .roll_back(None, format!("confirmation not delivered: {e}"))
+                            .await;
+                    }
+                };
                 let paused = started.elapsed();
-                tracing::info!(sessions, ?paused, "sessions handed over; stopping");
                 self.release_all().await;
+                tracing::info!(
+                    sessions,
+                    ?paused,
+                    "sessions handed over; sending their routes"
+                );
+                // The routes follow, session by session, while the new process already
+                // serves the sessions (it queues what they bring meanwhile).
+                let core = self.core.clone();
+                let sent = blocking(move || {
+                    let mut s = stream;
+                    for (i, id) in moved.iter().enumerate() {
+                        let part = lock(&core).peer_image(id, true);
+                        let routes = part.map(|p| p.adj_in).unwrap_or_default();
+                        let i = u32::try_from(i).unwrap_or(u32::MAX - 1);
+                        handover::send_routes(&mut s, i, &routes)?;
+                    }
+                    handover::end_routes(&mut s)?;
+                    Ok(())
+                })
+                .await;
+                if let Err(e) = sent {
+                    tracing::warn!(error = %e, "routes not all handed over (the new process re-learns them)");
+                }
                 self.emit(Event::HandedOver { sessions, paused });
                 true
             }
@@ -237,7 +278,9 @@ impl Runner {
     }
 
     /// The image of the frozen sessions.
-    fn image(&self, frozen: Vec<(PeerId, Frozen)>) -> Image {
+    /// The image of the frozen sessions (their routes follow later), and the peers it holds,
+    /// in order.
+    fn image(&self, frozen: Vec<(PeerId, Frozen)>) -> (Image, Vec<PeerId>) {
         let core = lock(&self.core);
         let mut image = Image {
             meta: Meta {
@@ -262,11 +305,12 @@ impl Runner {
                 }
             }
         }
+        let mut moved = Vec::new();
         for (id, f) in frozen {
             let (Some(session), Some(socket)) = (f.session, f.socket) else {
                 continue;
             };
-            let Some(part) = core.peer_image(&id) else {
+            let Some(part) = core.peer_image(&id, false) else {
                 continue;
             };
             let mut s = BytesMut::new();
@@ -283,14 +327,14 @@ impl Runner {
                 session: image.blob(s.freeze()),
                 read: image.blob(f.read),
                 write: image.blob(f.write),
-                adj_in: image.blob(part.adj_in),
                 stale: families_out(part.stale),
                 limit_warned: families_out(part.limit_warned),
                 limit_exceeded: families_out(part.limit_exceeded),
             };
             image.meta.peers.push(meta);
+            moved.push(id);
         }
-        image
+        (image, moved)
     }
 
     async fn resume_all(&mut self) {
@@ -312,59 +356,30 @@ impl Runner {
         }
     }
 
-    /// Sets the speaker up from an image (new side): every peer of the settings is added;
-    /// those in `resumable` carry on their sessions, the others start as usual.
-    async fn resume(
+    /// Sets the core up for the sessions of an image (new side), before the answer: the
+    /// old process's flags, the peers to resume (down, without routes yet), the embedder's
+    /// routes.
+    fn prepare(
         &mut self,
         image: &Image,
-        resumable: Vec<Resumable>,
-        others: Vec<PeerSettings>,
-    ) -> Result<(), SpeakerError> {
-        let announcements: Vec<_> = image
-            .meta
-            .announcements
-            .iter()
-            .filter_map(|a| a.to_announcement().ok())
-            .collect();
+        resumable: &[Resumable],
+    ) -> Result<CoreOutput, SpeakerError> {
         let mut out = CoreOutput::default();
-        {
-            let mut core = lock(&self.core);
-            core.restore_flags(image.meta.initial_routes_done, image.meta.graceful_shutdown);
-            for r in &resumable {
-                let id = r.settings.id();
-                let added = core
-                    .add_peer(id.clone(), r.settings.core_peer(false))
-                    .ok_or(SpeakerError::TooManyPeers)?;
-                out.merge(added);
-                let part = PeerImage {
-                    router_id: r.meta.router_id.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
-                    adj_in: image.part(r.meta.adj_in),
-                    stale: families_in(&r.meta.stale),
-                    limit_warned: families_in(&r.meta.limit_warned),
-                    limit_exceeded: families_in(&r.meta.limit_exceeded),
-                };
-                match core.restore_peer(&id, &part) {
-                    Ok(o) => out.merge(o),
-                    Err(e) => tracing::warn!(peer = %id, error = %e, "routes not restored"),
-                }
-            }
-            for a in announcements {
-                out.merge(core.announce(a));
-            }
-            for r in &resumable {
-                if let Some(n) = r.session.negotiated() {
-                    out.merge(core.resume_peer(&r.settings.id(), n.clone()));
-                }
-            }
-        }
+        let mut core = lock(&self.core);
+        core.restore_flags(image.meta.initial_routes_done, image.meta.graceful_shutdown);
         for r in resumable {
-            self.add_resumed_peer(r, image)?;
+            let added = core
+                .add_peer(r.settings.id(), r.settings.core_peer(false))
+                .ok_or(SpeakerError::TooManyPeers)?;
+            out.merge(added);
         }
-        self.apply(out).await;
-        for p in others {
-            self.add_peer(p).await?;
+        for a in &image.meta.announcements {
+            match a.to_announcement() {
+                Ok(a) => out.merge(core.announce(a)),
+                Err(e) => tracing::warn!(error = %e, "announcement not taken over"),
+            }
         }
-        Ok(())
+        Ok(out)
     }
 
     fn add_resumed_peer(&mut self, r: Resumable, image: &Image) -> Result<(), SpeakerError> {
@@ -536,7 +551,7 @@ impl Speaker {
             }
         };
         let mut sessions = Vec::new();
-        for p in &image.meta.peers {
+        for (index, p) in image.meta.peers.iter().enumerate() {
             let id = PeerId {
                 addr: p
                     .address
@@ -545,7 +560,7 @@ impl Speaker {
                 interface: p.interface.clone(),
             };
             match SessionImage::decode(&image.part(p.session)) {
-                Ok(s) => sessions.push((id, p, s)),
+                Ok(s) => sessions.push((id, index, p, s)),
                 Err(e) => {
                     let why = format!("session image of {id}: {e}");
                     refuse_and_wait(stream, why.clone(), timeout).await;
@@ -557,7 +572,7 @@ impl Speaker {
         // this process's epoch: it is put back by the oldest of them.
         let oldest = sessions
             .iter()
-            .map(|(_, _, s)| s.oldest())
+            .map(|(_, _, _, s)| s.oldest())
             .max()
             .unwrap_or_default();
         let back = oldest + std::time::Duration::from_secs(1);
@@ -571,7 +586,7 @@ impl Speaker {
         let mut resumable = Vec::new();
         let mut ended = Vec::new();
         let mut others: Vec<PeerSettings> = settings.peers.clone();
-        for (id, p, session) in sessions {
+        for (id, index, p, session) in sessions {
             match others.iter().position(|s| s.id() == id) {
                 None => ended.push((p.socket, Some(session))),
                 Some(i) => {
@@ -582,6 +597,7 @@ impl Speaker {
                             settings: s,
                             session,
                             meta: p.clone(),
+                            index,
                         }),
                         Err(e) => {
                             tracing::info!(peer = %id, reason = %e,
@@ -593,18 +609,29 @@ impl Speaker {
                 }
             }
         }
+        let prepared = match runner.prepare(&image, &resumable) {
+            Ok(out) => out,
+            Err(e) => {
+                refuse_and_wait(stream, e.to_string(), timeout).await;
+                return Err(e.into());
+            }
+        };
         // The answer; nothing is touched before the old process confirms.
-        let (_stream, heard) = blocking(move || {
+        let (stream, heard) = blocking(move || {
             let mut s = stream;
             let _ = handover::say(&mut s, "ACK");
             let h = handover::hear(&mut s);
             Ok((s, h))
         })
         .await?;
-        match heard {
-            // No answer at all: the old process is gone; nobody else holds the sessions.
-            Ok(Some(l)) if l == "RELEASED" => {}
-            Ok(None) => tracing::info!("the running speaker went away: carrying on"),
+        let released = match heard {
+            Ok(Some(l)) if l == "RELEASED" => true,
+            // No answer at all: the old process is gone, and nobody else holds the sessions;
+            // their routes are asked for again below.
+            Ok(None) => {
+                tracing::warn!("the running speaker went away before confirming: carrying on");
+                false
+            }
             Ok(Some(_)) => return Err(HandOverError::RolledBack),
             Err(e)
                 if matches!(
@@ -615,7 +642,7 @@ impl Speaker {
                 return Err(HandOverError::Timeout(timeout));
             }
             Err(e) => return Err(e.into()),
-        }
+        };
         for (socket, session) in ended {
             if let Some(fd) = image.sockets.get(socket) {
                 match session {
@@ -626,7 +653,93 @@ impl Speaker {
                 }
             }
         }
-        runner.resume(&image, resumable, others).await?;
+        // Back in service: from here on the sessions' keepalives and messages flow (what the
+        // peers send waits in the channel to the core until the routes are in).
+        let mut waiting = Vec::new();
+        for r in resumable {
+            waiting.push(Waiting {
+                id: r.settings.id(),
+                meta: r.meta.clone(),
+                index: r.index,
+                negotiated: r.session.negotiated().cloned(),
+            });
+            runner.add_resumed_peer(r, &image)?;
+        }
+        let mut out = prepared;
+        let mut restored = std::collections::HashSet::new();
+        let mut stream = released.then_some(stream);
+        while let Some(s) = stream.take() {
+            let got = blocking(move || {
+                let mut s = s;
+                let r = handover::receive_routes(&mut s);
+                Ok((s, r))
+            })
+            .await;
+            let (s, r) = match got {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "routes of the sessions cut short");
+                    break;
+                }
+            };
+            match r {
+                Ok(Some((i, routes))) => {
+                    if let Some(w) = waiting.iter().find(|w| w.index == i as usize) {
+                        let part = PeerImage {
+                            router_id: w.meta.router_id.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+                            adj_in: routes,
+                            stale: families_in(&w.meta.stale),
+                            limit_warned: families_in(&w.meta.limit_warned),
+                            limit_exceeded: families_in(&w.meta.limit_exceeded),
+                        };
+                        match lock(&runner.core).restore_peer(&w.id, &part) {
+                            Ok(o) => {
+                                out.merge(o);
+                                restored.insert(w.index);
+                            }
+                            Err(e) => {
+                                tracing::warn!(peer = %w.id, error = %e, "routes not restored")
+                            }
+                        }
+                    }
+                    // Let the sessions' tasks run between two tables.
+                    tokio::task::yield_now().await;
+                    stream = Some(s);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "routes of the sessions cut short");
+                    break;
+                }
+            }
+        }
+        let mut ask_again = Vec::new();
+        {
+            let mut core = lock(&runner.core);
+            for w in &waiting {
+                if let Some(n) = &w.negotiated {
+                    out.merge(core.resume_peer(&w.id, n.clone()));
+                    if !restored.contains(&w.index) {
+                        ask_again.push((w.id.clone(), n.route_refresh));
+                    }
+                }
+            }
+        }
+        runner.apply(out).await;
+        for (id, route_refresh) in ask_again {
+            // The routes did not come: the peer sends them again (route refresh), or, when it
+            // cannot, the session restarts and its graceful restart keeps our routes.
+            tracing::warn!(peer = %id, "routes missing after the hand-over: asking again");
+            let cmd = if route_refresh {
+                PeerCommand::SoftResetIn(None)
+            } else {
+                PeerCommand::LivenessDown { keep_routes: true }
+            };
+            let _ = runner.peer_command(&id, cmd).await;
+        }
+        for p in others {
+            runner.add_peer(p).await?;
+        }
         runner.listen_for_hand_over(tx.downgrade())?;
         drop(image);
         tokio::spawn(runner.run());
