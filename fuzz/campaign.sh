@@ -11,7 +11,9 @@
 # `+nightly`); with only stable, RUSTC_BOOTSTRAP=1 works. SANITIZER=none builds without
 # AddressSanitizer (the libraries forbid unsafe code; about six times the executions per CPU
 # second on rib_updates); the default is cargo fuzz's, address. Coverage numbers of the two
-# builds are not comparable (ASan's checks add edges).
+# builds are not comparable (ASan's checks add edges). FUZZ_TIMEOUT (seconds, default 10) is
+# libFuzzer's per-input limit; it counts wall time, so a campaign that is paused (SIGSTOP, to
+# keep a benchmark quiet) needs a limit longer than the pause, or it reports a false timeout.
 set -euo pipefail
 cd "$(dirname "$0")"
 target=${1:?target}
@@ -35,7 +37,7 @@ cpu_of() { # user + system seconds of a live process
 }
 start=$(date +%s)
 "$bin" "$work" -artifact_prefix="artifacts/$target/" \
-    -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 >"$log" 2>&1 &
+    -max_total_time="$secs" -rss_limit_mb=2048 -timeout="${FUZZ_TIMEOUT:-10}" -print_final_stats=1 >"$log" 2>&1 &
 pid=$!
 cpu=0
 while kill -0 "$pid" 2>/dev/null; do

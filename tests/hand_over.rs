@@ -110,6 +110,22 @@ async fn b_view(b: &SpeakerHandle) -> (SessionState, u64, u64, u64) {
     (p.state, p.flaps, p.received.update, p.sent.update)
 }
 
+/// B's view once both sides sent their route and End-of-RIB (two UPDATEs each way).
+async fn b_settled(b: &SpeakerHandle) -> (SessionState, u64, u64, u64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let v = b_view(b).await;
+        if v.0 == SessionState::Established && v.2 >= 2 && v.3 >= 2 {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B never settled: {v:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Fails if B saw its session with A go down.
 fn no_flap(ev: &mut EventStream) {
     while let Some(e) = ev.try_recv() {
@@ -133,7 +149,7 @@ async fn repeated_hand_overs_are_invisible_to_the_peer() {
         matches!(e, Event::RouteChanged { prefix: p, route: Some(_), .. } if *p == prefix("203.0.113.0/24"))
     })
     .await;
-    let before = b_view(&b).await;
+    let before = b_settled(&b).await;
     assert_eq!(before.0, SessionState::Established);
     for round in 0..5 {
         let (a2, mut ae2) = Speaker::take_over(a_settings(net, &sock), &sock)
@@ -204,7 +220,7 @@ async fn a_taker_that_dies_mid_way_leaves_the_sessions_with_the_old_speaker() {
         matches!(e, Event::RouteChanged { prefix: p, route: Some(_), .. } if *p == prefix("198.51.100.0/24"))
     })
     .await;
-    let before = b_view(&b).await;
+    let before = b_settled(&b).await;
     // A taker that reads the start of the image and dies.
     let path = sock.clone();
     tokio::task::spawn_blocking(move || {
