@@ -286,3 +286,114 @@ async fn taking_over_from_nobody_is_an_error_that_says_so() {
         "{e}"
     );
 }
+
+/// The new side of a version mismatch: an image in a format this build does not read is
+/// refused clearly (the reason names both versions), and the taker waits for the running
+/// speaker to close the socket (it stops for a graceful restart) before it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_of_an_unknown_format_is_refused() {
+    use std::io::{Read, Write};
+    let dir = Dir::new("version");
+    let sock = dir.0.join("ho.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+    // A running speaker of a future version.
+    let old = std::thread::spawn(move || {
+        let (mut c, _) = listener.accept().expect("accept");
+        let mut prelude = b"BGPHOVER".to_vec();
+        prelude.extend_from_slice(&99u32.to_be_bytes());
+        prelude.extend_from_slice(&2u32.to_be_bytes());
+        prelude.extend_from_slice(&3u64.to_be_bytes());
+        prelude.extend_from_slice(&0u32.to_be_bytes());
+        prelude.extend_from_slice(b"{}abc");
+        c.write_all(&prelude).expect("write");
+        let mut answer = String::new();
+        let mut byte = [0u8; 1];
+        while c.read(&mut byte).expect("read") == 1 && byte[0] != b'\n' {
+            answer.push(byte[0] as char);
+        }
+        // Stopping for a graceful restart takes a moment; then the socket closes.
+        std::thread::sleep(Duration::from_millis(300));
+        answer
+    });
+    let started = std::time::Instant::now();
+    let e = Speaker::take_over(a_settings(74, &sock), &sock)
+        .await
+        .expect_err("refused");
+    let answer = old.join().expect("old");
+    assert!(answer.starts_with("REFUSE"), "{answer}");
+    assert!(answer.contains("99") && answer.contains('1'), "{answer}");
+    assert!(
+        matches!(&e, HandOverError::Refused(why) if why.contains("99")),
+        "{e}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "returned before the running speaker closed the socket"
+    );
+}
+
+/// The old side of a version mismatch: the new process refuses the image, and the running
+/// speaker falls back to a graceful restart: it stops for restart (the peer keeps its routes,
+/// stale) and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_image_falls_back_to_a_graceful_restart() {
+    use std::io::{Read, Write};
+    let net = 75;
+    let dir = Dir::new("refused");
+    let sock = dir.0.join("ho.sock");
+    let (b, mut be) = Speaker::start(b_settings(net)).await.expect("B");
+    let mut s = a_settings(net, &sock);
+    s.restart_state_file = Some(dir.0.join("restart-state"));
+    let (a, mut ae) = Speaker::start(s).await.expect("A");
+    a.initial_routes_done().await.expect("initial");
+    next(&mut be, "B: A's route", |e| {
+        matches!(e, Event::RouteChanged { prefix: p, route: Some(_), .. } if *p == prefix("198.51.100.0/24"))
+    })
+    .await;
+    b_settled(&b).await;
+    // A new process of an older version: it reads the prelude and refuses.
+    let path = sock.clone();
+    let taker = std::thread::spawn(move || {
+        let mut c = UnixStream::connect(path).expect("connect");
+        let mut prelude = [0u8; 28];
+        c.read_exact(&mut prelude).expect("prelude");
+        c.write_all(b"REFUSE format version 1 is too new for me\n")
+            .expect("answer");
+        // The running speaker closes the socket once it has stopped.
+        let mut rest = Vec::new();
+        let _ = c.read_to_end(&mut rest);
+    });
+    let e = next(&mut ae, "HandOverFailed", |e| {
+        matches!(e, Event::HandOverFailed { .. } | Event::HandedOver { .. })
+    })
+    .await;
+    assert!(
+        matches!(&e, Event::HandOverFailed { stopped: true, reason } if reason.contains("too new")),
+        "{e}"
+    );
+    taker.join().expect("taker");
+    let down = next(&mut be, "B: PeerDown", |e| {
+        matches!(e, Event::PeerDown { .. })
+    })
+    .await;
+    assert!(
+        matches!(
+            down,
+            Event::PeerDown {
+                routes_kept: true,
+                ..
+            }
+        ),
+        "B must keep A's routes: {down}"
+    );
+    assert!(
+        has_route(&b, "198.51.100.0/24").await,
+        "A's route kept, stale"
+    );
+    assert!(
+        dir.0.join("restart-state").exists(),
+        "restart state written"
+    );
+    assert!(a.routes().await.is_err(), "A stopped");
+    let _ = b.shutdown(Default::default()).await;
+}
