@@ -397,3 +397,108 @@ async fn a_refused_image_falls_back_to_a_graceful_restart() {
     assert!(a.routes().await.is_err(), "A stopped");
     let _ = b.shutdown(Default::default()).await;
 }
+
+/// The running speaker dies after it sent the image: the new one gets no confirmation (the
+/// socket closes instead), carries the sessions on anyway, since nobody else holds them, and
+/// asks the peer for its routes again (route refresh), as they did not come. The peer's session
+/// never goes down. (A proxy between the two passes the image and its sockets, and on the new
+/// speaker's ACK kills the old one, whose runtime is dropped as a process dying would drop it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_speaker_dying_after_sending_leaves_the_new_one_in_charge() {
+    use sendfd::{RecvWithFd, SendWithFd};
+    use std::io::{Read, Write};
+    let net = 76;
+    let dir = Dir::new("old-dies");
+    let (sock, proxy) = (dir.0.join("ho.sock"), dir.0.join("proxy.sock"));
+    let (b, mut be) = Speaker::start(b_settings(net)).await.expect("B");
+    // The old speaker on a runtime of its own, in a thread that can be ended at once.
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (kill_tx, kill_rx) = tokio::sync::oneshot::channel::<()>();
+    let settings = a_settings(net, &sock);
+    let old = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let (a, _ae) = Speaker::start(settings).await.expect("A");
+            a.initial_routes_done().await.expect("initial");
+            ready_tx.send(()).expect("ready");
+            let _ = kill_rx.await;
+        });
+        // Every task and socket of the old speaker goes, as with a process that died.
+        rt.shutdown_background();
+    });
+    ready_rx.recv_timeout(WAIT).expect("A started");
+    next(&mut be, "B: A's route", |e| {
+        matches!(e, Event::RouteChanged { prefix: p, route: Some(_), .. } if *p == prefix("198.51.100.0/24"))
+    })
+    .await;
+    let before = b_settled(&b).await;
+
+    let listener = std::os::unix::net::UnixListener::bind(&proxy).expect("bind proxy");
+    let old_sock = sock.clone();
+    let relay = std::thread::spawn(move || {
+        let (new_side, _) = listener.accept().expect("accept");
+        let old_side = UnixStream::connect(old_sock).expect("connect to A");
+        let (o, n) = (
+            old_side.try_clone().expect("clone"),
+            new_side.try_clone().expect("clone"),
+        );
+        // Old to new: the image, sockets included.
+        let pump = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut fds = [0; 250];
+            loop {
+                match o.recv_with_fd(&mut buf, &mut fds) {
+                    Ok((0, _)) | Err(_) => break,
+                    Ok((len, nfds)) => {
+                        let chunk = &buf[..len];
+                        let sent = if nfds > 0 {
+                            n.send_with_fd(chunk, &fds[..nfds]).unwrap_or(0)
+                        } else {
+                            0
+                        };
+                        if (&n).write_all(&chunk[sent..]).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        // New to old: the answer is held back; the old speaker dies instead.
+        let mut answer = Vec::new();
+        let mut byte = [0u8; 1];
+        while (&new_side).read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
+            answer.push(byte[0]);
+        }
+        assert_eq!(answer, b"ACK");
+        let _ = kill_tx.send(());
+        let _ = old_side.shutdown(std::net::Shutdown::Both);
+        let _ = new_side.shutdown(std::net::Shutdown::Both);
+        let _ = pump.join();
+    });
+    let (a2, mut ae2) = Speaker::take_over(a_settings(net, &proxy), &proxy)
+        .await
+        .expect("take-over");
+    relay.join().expect("relay");
+    old.join().expect("old");
+    // The new speaker asks B for its routes again and gets them.
+    next(&mut ae2, "B's route again", |e| {
+        matches!(e, Event::RouteChanged { prefix: p, route: Some(_), .. } if *p == prefix("203.0.113.0/24"))
+    })
+    .await;
+    // Past the hold time: B's session never went down, and B received nothing from us.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    no_flap(&mut be);
+    let after = b_view(&b).await;
+    assert_eq!((after.0, after.1, after.2), (before.0, before.1, before.2));
+    assert!(
+        after.3 > before.3,
+        "B sent its routes again after the refresh"
+    );
+    assert!(has_route(&a2, "203.0.113.0/24").await);
+    assert!(has_route(&b, "198.51.100.0/24").await);
+    let _ = a2.shutdown(Default::default()).await;
+    let _ = b.shutdown(Default::default()).await;
+}
