@@ -11,6 +11,7 @@
 
 mod connect;
 mod graceful_restart;
+mod hand_over;
 mod harness;
 mod many_routes;
 mod md5;
