@@ -608,6 +608,9 @@ pub struct PeerImage {
     pub limit_warned: AfiSafiSet,
     /// Families over their prefix limit.
     pub limit_exceeded: AfiSafiSet,
+    /// What the peer holds from us, per family, as counted ([`bgp_rib::AdjRibOut::told_count`]);
+    /// `None`: count it again on resuming.
+    pub told: Option<Vec<(AfiSafi, usize)>>,
 }
 
 /// What a peer task should be told, as a result of a core call.
@@ -1211,12 +1214,20 @@ impl Core {
                 return None;
             }
         }
+        let told = self.rib.adj_rib_out(slot.source).map(|a| {
+            AfiSafi::KNOWN
+                .iter()
+                .map(|f| (*f, a.told_count(*f)))
+                .filter(|(_, n)| *n > 0)
+                .collect()
+        });
         Some(PeerImage {
             router_id: slot.router_id,
             adj_in: adj_in.freeze(),
             stale: slot.stale,
             limit_warned: slot.limit_warned,
             limit_exceeded: slot.limit_exceeded,
+            told,
         })
     }
 
@@ -1254,13 +1265,27 @@ impl Core {
     }
 
     /// For a take-over: the peer's session is up again, and the peer holds exactly what our
-    /// export of the Loc-RIB gives it: nothing is owed, no End-of-RIB is due.
-    pub fn resume_peer(&mut self, id: &PeerId, neg: Negotiated) -> CoreOutput {
+    /// export of the Loc-RIB gives it: nothing is owed, no End-of-RIB is due. `told`: how
+    /// many routes it holds per family, as the old process counted them (else they are
+    /// counted by a walk of the export).
+    pub fn resume_peer(
+        &mut self,
+        id: &PeerId,
+        neg: Negotiated,
+        told: Option<&[(AfiSafi, usize)]>,
+    ) -> CoreOutput {
         let Some(slot) = self.peers.get_mut(id) else {
             return CoreOutput::default();
         };
-        self.rib
-            .peer_resumed(slot.source, neg.context(), neg.families);
+        match told {
+            Some(t) => {
+                self.rib
+                    .peer_resumed_with_counts(slot.source, neg.context(), neg.families, t)
+            }
+            None => self
+                .rib
+                .peer_resumed(slot.source, neg.context(), neg.families),
+        }
         slot.hold_output = false;
         let out = CoreOutput {
             events: vec![Event::PeerUp {

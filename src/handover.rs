@@ -140,6 +140,8 @@ pub(crate) struct PeerMeta {
     pub(crate) limit_warned: Vec<(u16, u8)>,
     /// Families over their prefix limit.
     pub(crate) limit_exceeded: Vec<(u16, u8)>,
+    /// What the peer holds from us, per family: (AFI, SAFI, prefixes); `None`: unknown.
+    pub(crate) told: Option<Vec<(u16, u8, u64)>>,
 }
 
 /// An [`Announcement`] in the image.
@@ -232,6 +234,27 @@ pub(crate) fn families_in(list: &[(u16, u8)]) -> AfiSafiSet {
         }
     }
     set
+}
+
+/// Per-family counts as (AFI, SAFI, count).
+pub(crate) fn counts_out(counts: &[(AfiSafi, usize)]) -> Vec<(u16, u8, u64)> {
+    counts
+        .iter()
+        .map(|(f, n)| (f.afi.0, f.safi.0, *n as u64))
+        .collect()
+}
+
+/// The known families' counts among (AFI, SAFI, count) triples.
+pub(crate) fn counts_in(list: &[(u16, u8, u64)]) -> Vec<(AfiSafi, usize)> {
+    AfiSafi::KNOWN
+        .into_iter()
+        .filter_map(|f| {
+            let (_, _, n) = list
+                .iter()
+                .find(|(a, s, _)| (*a, *s) == (f.afi.0, f.safi.0))?;
+            Some((f, usize::try_from(*n).ok()?))
+        })
+        .collect()
 }
 
 /// A whole image: the document, the binary parts and the sockets.

@@ -547,6 +547,11 @@ pub fn spawn_resumed_peer(
     task.stats = stats.clone();
     let now = task.clock.now();
     task.publish(now);
+    // Established since it came up in the process before, not since the hand-over.
+    if let State::Established(e) = task.session.state() {
+        let since = e.since;
+        task.status.send_modify(|s| s.since = since);
+    }
     let task = tokio::spawn(task.run().instrument(span));
     PeerHandle {
         id,

@@ -362,6 +362,29 @@ impl Rib {
         self.export_all_best(peer, families, false);
     }
 
+    /// Like [`Rib::peer_resumed`], with what the peer holds per family as the old process
+    /// counted it ([`AdjRibOut::told_count`]), instead of a walk of the export: a hand-over
+    /// of many sessions with a full table then costs no walk per session.
+    pub fn peer_resumed_with_counts(
+        &mut self,
+        peer: SourceId,
+        ctx: Context,
+        families: AfiSafiSet,
+        told: &[(AfiSafi, usize)],
+    ) {
+        self.begin();
+        let Some(Some(p)) = self.peers.get_mut(usize::from(peer.0)) else {
+            return;
+        };
+        p.adj_out.clear(&mut self.store);
+        p.session = Some((ctx, families));
+        for (family, n) in told {
+            if families.contains(*family) {
+                p.adj_out.resume(*family, *n);
+            }
+        }
+    }
+
     /// Appends one peer's Adj-RIB-In, every family, as an image (layout in [`crate::image`]):
     /// its routes as stored (after the import policy), grouped by family, attribute set and
     /// stale mark, each group packed as UPDATE messages. On error nothing is appended.

@@ -330,6 +330,7 @@ impl Runner {
                 stale: families_out(part.stale),
                 limit_warned: families_out(part.limit_warned),
                 limit_exceeded: families_out(part.limit_exceeded),
+                told: part.told.as_deref().map(handover::counts_out),
             };
             image.meta.peers.push(meta);
             moved.push(id);
@@ -691,6 +692,7 @@ impl Speaker {
                             stale: families_in(&w.meta.stale),
                             limit_warned: families_in(&w.meta.limit_warned),
                             limit_exceeded: families_in(&w.meta.limit_exceeded),
+                            told: None,
                         };
                         match lock(&runner.core).restore_peer(&w.id, &part) {
                             Ok(o) => {
@@ -718,7 +720,8 @@ impl Speaker {
             let mut core = lock(&runner.core);
             for w in &waiting {
                 if let Some(n) = &w.negotiated {
-                    out.merge(core.resume_peer(&w.id, n.clone()));
+                    let told = w.meta.told.as_deref().map(handover::counts_in);
+                    out.merge(core.resume_peer(&w.id, n.clone(), told.as_deref()));
                     if !restored.contains(&w.index) {
                         ask_again.push((w.id.clone(), n.route_refresh));
                     }

@@ -32,9 +32,9 @@
 //!   none twice, none stale), BIRD's protocol `since` is the same, BIRD received exactly one
 //!   route update per prefix we announced (none repeated by a hand-over), and one more
 //!   prefix is exactly one more.
-//! - `hand_over::our_snapshot::bird` (ignored: fails, a bug reported to the hand-over's
-//!   owner): our own snapshot of a session handed over must still date it from when it came
-//!   up, as the daemon does; the new speaker dates it from the take-over.
+//! - `hand_over::our_snapshot::bird`: our own snapshot of a session handed over still dates
+//!   it from when it came up, as the daemon does (the new speaker used to date it from the
+//!   take-over).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -65,8 +65,6 @@ mod under_load {
 
 mod our_snapshot {
     #[test]
-    #[ignore = "fails: the new speaker's snapshot dates the session from the take-over \
-                (peer.rs spawn_resumed_peer publishes `since = now`); reported, owner to fix"]
     fn bird() {
         super::our_snapshot(bgp_testkit::daemons::DaemonKind::Bird)
     }
