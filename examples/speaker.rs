@@ -9,7 +9,10 @@
 //!   printing events as lines (`--json`: one JSON object per line). SIGTERM stops for restart
 //!   (graceful-restart helpers keep our routes; the next start with the same configuration
 //!   comes back as the restarting speaker), SIGINT stops for good (Cease).
-//!   `--metrics ADDR` serves the Prometheus counters over HTTP.
+//!   `--metrics ADDR` serves the Prometheus counters over HTTP. `--take-over PATH` takes the
+//!   live sessions over from a running speaker waiting on that Unix socket (its
+//!   `hand-over-socket`), which exits once they are handed over: an upgrade the peers do not
+//!   see (docs/hand-over.md).
 //!
 //! Logs go to stderr through `tracing-subscriber` (`RUST_LOG` honoured; default `warn`, so a
 //! healthy idle speaker prints nothing).

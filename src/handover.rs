@@ -14,15 +14,19 @@
 //!    the Loc-RIB.
 //! 2. It sends the image: a fixed prelude with the sockets attached (the listening sockets
 //!    too, so that no connection attempt is refused), a JSON document (peers, the embedder's
-//!    announcements, flags), and binary parts: per session its [`bgp_fsm::SessionImage`], the
-//!    unread and unwritten bytes, and its Adj-RIB-In as UPDATE messages
-//!    ([`bgp_rib::Rib::adj_in_image`]).
-//! 3. The new process checks the image, then answers `ACK` (or `REFUSE reason`). It starts
-//!    nothing before the old one confirms with `RELEASED`: until then the old one owns the
-//!    sessions.
+//!    announcements, flags, what each peer holds per family), and binary parts: per session
+//!    its [`bgp_fsm::SessionImage`] and the unread and unwritten bytes.
+//! 3. The new process checks the image and sets its speaker up, then answers `ACK` (or
+//!    `REFUSE reason`). It starts nothing before the old one confirms with `RELEASED`: until
+//!    then the old one owns the sessions.
 //! 4. On `ACK` the old process lets go of its copies of the sockets without closing the
-//!    connections and ends; the new one restores the RIB, resumes every session in
-//!    Established, and carries on. Its keepalives go out on the same schedule.
+//!    connections; the new one resumes every session in Established at once (keepalives on
+//!    the same schedule). The pause ends here.
+//! 5. The old process then sends each session's Adj-RIB-In
+//!    ([`bgp_rib::Rib::adj_in_image`]) and ends; the new one restores them behind the running
+//!    sessions (what the peers send meanwhile waits for the core), then marks the sessions
+//!    up with nothing owed. Routes that do not come (the old process died) are asked for
+//!    again with a route refresh.
 //!
 //! If the new process fails, dies or does not answer in time, the old one writes `ROLLBACK`
 //! (when it still can) and resumes the sessions itself: nothing was read or written in the
