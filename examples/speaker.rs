@@ -149,10 +149,25 @@ async fn run_config(path: &Path, args: &Args) -> Result<(), String> {
         None
     };
     if let Some(addr) = args.metrics {
-        let l = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("--metrics {addr}: {e}"))?;
-        tokio::spawn(serve_metrics(l, speaker.clone()));
+        if taken_over {
+            // The process before still holds the address until it has exited (it does so
+            // right after the hand-over): wait for it, and never give the sessions up for it.
+            let speaker = speaker.clone();
+            tokio::spawn(async move {
+                for _ in 0..100 {
+                    if let Ok(l) = tokio::net::TcpListener::bind(addr).await {
+                        return serve_metrics(l, speaker).await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                eprintln!("--metrics {addr}: still in use 10 s after the take-over; no metrics");
+            });
+        } else {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("--metrics {addr}: {e}"))?;
+            tokio::spawn(serve_metrics(l, speaker.clone()));
+        }
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
