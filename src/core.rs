@@ -1459,6 +1459,19 @@ impl Core {
         self.drain_limited(peer, out, usize::MAX)
     }
 
+    /// Whether the peer's Adj-RIB-Out has prefixes queued that a drain would take now (the
+    /// session is up and our routes are not held back).
+    pub fn has_queued(&self, peer: &PeerId) -> bool {
+        self.peers.get(peer).is_some_and(|slot| {
+            !slot.hold_output
+                && slot.negotiated.is_some()
+                && self
+                    .rib
+                    .adj_rib_out(slot.source)
+                    .is_some_and(|a| a.pending() > 0)
+        })
+    }
+
     /// Like [`Core::drain`], for at most `max_prefixes` of what the peer is owed, so that a
     /// writer can take a table in slices as the socket accepts them.
     pub fn drain_limited(
@@ -1629,10 +1642,12 @@ impl Outbox for CoreOutbox {
         let mut core = lock(&self.core);
         while out.len() - start < budget {
             let n = core.drain_limited(&self.peer, out, SLICE);
-            if n == 0 {
+            messages += n;
+            // A slice can settle without a message (prefixes back to what the peer has):
+            // go on while something is queued.
+            if n == 0 && !core.has_queued(&self.peer) {
                 break;
             }
-            messages += n;
         }
         messages
     }
@@ -1733,6 +1748,32 @@ mod tests {
         assert!(!out.changed && out.events.is_empty() && out.notify.is_empty());
         assert!(messages(&mut c, &p).is_empty());
         assert!(!c.withdraw("203.0.113.0/24".parse().unwrap()).changed);
+    }
+
+    /// A slice of the outbox whose prefixes all settle without a message (each went back to
+    /// what the peer has) must not end the drain while more is queued behind it.
+    #[test]
+    fn a_drain_goes_past_a_slice_that_sends_nothing() {
+        let (mut c, p) = core_with(2, false);
+        let _ = c.handle(ev(&p, Action::Established(Box::new(negotiated(65002, 2)))));
+        let _ = messages(&mut c, &p);
+        let many: Vec<Announcement> = (0..1500u32)
+            .map(|i| announce(&format!("10.{}.{}.0/24", i / 256, i % 256)))
+            .collect();
+        let _ = c.set_routes(many.clone());
+        assert!(!messages(&mut c, &p).is_empty());
+        // Gone and back, unchanged: owed, but nothing to send for them.
+        let _ = c.set_routes(Vec::new());
+        let _ = c.set_routes(many.clone());
+        let mut last = many;
+        last.push(announce("198.51.100.0/24"));
+        let _ = c.set_routes(last);
+        let core = Arc::new(Mutex::new(c));
+        let mut outbox = CoreOutbox::new(core.clone(), p.clone());
+        let mut buf = BytesMut::new();
+        let n = outbox.drain(&Context::default(), &mut buf, 1 << 20);
+        assert_eq!(n, 1, "the new prefix behind 1,500 unchanged ones");
+        assert!(!lock(&core).has_queued(&p));
     }
 
     #[test]
