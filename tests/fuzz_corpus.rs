@@ -82,3 +82,26 @@ fn core_bytes_corpus() {
         "the corpus never gets routes in"
     );
 }
+
+#[test]
+fn hand_over_images_corpus() {
+    let mut inputs = corpus("hand_over_images");
+    // The seeds are built from live structures: they run even before a campaign.
+    inputs.extend(bgp_testkit::fuzz::hand_over::seeds());
+    assert!(inputs.len() >= 3);
+    for data in inputs {
+        bgp_testkit::fuzz::hand_over_images(&data);
+    }
+}
+
+/// Writes the seeds of `hand_over_images` into its corpus directory (run once by hand:
+/// `cargo test --test fuzz_corpus -- --ignored write_hand_over_seeds`).
+#[test]
+#[ignore = "writes into fuzz/corpus"]
+fn write_hand_over_seeds() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/hand_over_images");
+    std::fs::create_dir_all(&dir).expect("corpus dir");
+    for (i, s) in bgp_testkit::fuzz::hand_over::seeds().iter().enumerate() {
+        std::fs::write(dir.join(format!("seed-{i}")), s).expect("write seed");
+    }
+}

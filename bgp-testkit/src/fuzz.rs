@@ -6,9 +6,11 @@ use bgp_wire::{AfiSafi, AfiSafiSet, Context, Message, context, split_message};
 use bytes::BytesMut;
 
 pub mod core;
+pub mod hand_over;
 pub mod rib;
 
 pub use core::core_bytes;
+pub use hand_over::hand_over_images;
 pub use rib::rib_updates;
 
 /// A context chosen by one input byte: 4-octet AS or not, extended messages or not, and
