@@ -523,6 +523,11 @@ impl Rib {
                 Ok(None) => {}
             }
         }
+        self.loc.warm(
+            update
+                .announced()
+                .map(|(family, nlri)| (family, nlri.prefix)),
+        );
         let mut shared: Option<(AfiSafi, Attrs)> = None;
         for (family, nlri) in update.announced() {
             if withdraw_all {
@@ -1036,8 +1041,14 @@ impl Rib {
             let mut withdraws: Vec<(IpNet, u8)> = Vec::new();
             let mut groups: FastMap<usize, (Attrs, Vec<(IpNet, u8)>)> = FastMap::default();
             let mut settled: Vec<(IpNet, u8, bool)> = Vec::new();
-            for (prefix, told, flags) in taken {
-                let best = loc.best(family, &prefix);
+            // The table lookups first, in one tight loop, so that their cache misses overlap
+            // (one at a time, between the exports, they cost a third of the drain).
+            let bests: Vec<Option<&Candidate>> = taken
+                .iter()
+                .map(|(prefix, _, _)| loc.candidates(family, prefix).first())
+                .collect();
+            for ((prefix, told, flags), best) in taken.into_iter().zip(bests) {
+                let best = best.map(BestRoute::of);
                 let new = best.as_ref().and_then(|b| {
                     let scope = scope_for(local_scope, family, &prefix, b);
                     export_route(
