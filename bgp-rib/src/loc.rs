@@ -9,6 +9,7 @@
 //! table ([`AdjRibIn`](crate::AdjRibIn)), so a route costs one entry, not two.
 
 use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use bgp_wire::{Afi, AfiSafi, Nlri};
@@ -163,6 +164,20 @@ impl<K: ShardKey, V> Sharded<K, V> {
         self.shard_mut(k)?.get_mut(k)
     }
 
+    /// The value of a key, or the one `v` gives (if any) inserted, with whether it was: one
+    /// probe of the table where `get_mut` and then `insert` take two.
+    fn get_or_insert(&mut self, k: K, v: impl FnOnce() -> Option<V>) -> Option<(&mut V, bool)> {
+        let t = self.shards.get_mut(k.shard())?;
+        match t.entry(k) {
+            Entry::Occupied(e) => Some((e.into_mut(), false)),
+            Entry::Vacant(e) => {
+                let v = v()?;
+                self.len += 1;
+                Some((e.insert(v), true))
+            }
+        }
+    }
+
     fn insert(&mut self, k: K, v: V) -> bool {
         let Some(t) = self.shard_mut(&k) else {
             return false;
@@ -244,6 +259,19 @@ impl<V> PrefixMap<V> {
         match self {
             PrefixMap::V4(t) => t.get_mut(&K4::of(p)?),
             PrefixMap::V6(t) => t.get_mut(&K6::of(p)?),
+        }
+    }
+
+    /// The value of a prefix, or the one `v` gives (if any) inserted, with whether it was;
+    /// `None` for a prefix of the other address family.
+    pub(crate) fn get_or_insert(
+        &mut self,
+        p: &IpNet,
+        v: impl FnOnce() -> Option<V>,
+    ) -> Option<(&mut V, bool)> {
+        match self {
+            PrefixMap::V4(t) => t.get_or_insert(K4::of(p)?, v),
+            PrefixMap::V6(t) => t.get_or_insert(K6::of(p)?, v),
         }
     }
 
@@ -386,7 +414,7 @@ pub struct BestRoute {
 }
 
 impl BestRoute {
-    fn of(c: &Candidate) -> Self {
+    pub(crate) fn of(c: &Candidate) -> Self {
         BestRoute {
             source: c.source,
             path_id: c.path_id,
@@ -534,6 +562,14 @@ impl LocRib {
             .map_or(&[], Paths::as_slice)
     }
 
+    /// Looks prefixes up ahead of changing them one at a time: the cache misses of these
+    /// lookups overlap, and each change then finds its part of the table in the cache.
+    pub(crate) fn warm(&self, prefixes: impl Iterator<Item = (AfiSafi, IpNet)>) {
+        for (family, prefix) in prefixes {
+            std::hint::black_box(self.table(family).and_then(|t| t.get(&prefix)).is_some());
+        }
+    }
+
     /// Every prefix of a family with its best route.
     pub fn iter(&self, family: AfiSafi) -> impl Iterator<Item = (IpNet, BestRoute)> + '_ {
         self.table(family)
@@ -595,10 +631,12 @@ impl LocRib {
             return r;
         };
         let same = |c: &Candidate| c.source == source && c.path_id == path_id;
-        let Some(paths) = t.get_mut(&prefix) else {
-            let Some((attrs, stale)) = route else {
-                return r;
-            };
+        let mut route = route;
+        // The new best route is taken from the candidate, not read back from the table
+        // (that read would wait for the table's cache line).
+        let mut new = None;
+        let found = t.get_or_insert(&prefix, || {
+            let (attrs, stale) = route.take()?;
             let c = Candidate {
                 attrs,
                 path_id,
@@ -606,18 +644,29 @@ impl LocRib {
                 stale,
                 add_path,
             };
-            let new = BestRoute::of(&c);
-            if t.insert(&prefix, Paths::One(c)) {
+            new = Some(BestRoute::of(&c));
+            Some(Paths::One(c))
+        });
+        let paths = match found {
+            Some((paths, false)) => paths,
+            Some((_, true)) => {
                 r.after = true;
                 r.changed = true;
                 r.best = Some(BestChange {
                     family,
                     prefix,
                     old: None,
-                    new: Some(new),
+                    new,
                 });
+                return r;
             }
-            return r;
+            None => {
+                // No path and none to add, or a prefix of the other address family.
+                if let Some((a, _)) = route {
+                    store.release(a);
+                }
+                return r;
+            }
         };
         let old_best = paths.best().cloned();
         // The single-path prefix whose path changes: the common case, done in place.
