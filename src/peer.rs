@@ -501,21 +501,7 @@ pub fn spawn_peer(
     ctx: PeerContext,
     outbox: OutboxHandle,
 ) -> PeerHandle {
-    let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
-    let (status_tx, status) = watch::channel(PeerStatus::default());
-    let stats = Arc::new(PeerStats::default());
-    let span = tracing::info_span!("peer", peer = %id);
-    let mut task = PeerTask::new(id.clone(), config, ctx, outbox, rx);
-    task.status = status_tx;
-    task.stats = stats.clone();
-    let task = tokio::spawn(task.run().instrument(span));
-    PeerHandle {
-        id,
-        commands: tx,
-        status,
-        stats,
-        task,
-    }
+    spawn_task(id, config, ctx, outbox, |_| {})
 }
 
 /// Spawns the task for a peer whose Established session another process handed over: it
@@ -532,26 +518,39 @@ pub fn spawn_resumed_peer(
     read: Bytes,
     write: Bytes,
 ) -> PeerHandle {
+    spawn_task(id, config, ctx, outbox, move |task| {
+        task.session = session;
+        task.install(stream, false);
+        task.rbuf.extend_from_slice(&read);
+        task.wbuf.extend_from_slice(&write);
+        task.outbox_ready = true;
+        task.resumed = true;
+        let now = task.clock.now();
+        task.publish(now);
+        // Established since it came up in the process before, not since the hand-over.
+        if let State::Established(e) = task.session.state() {
+            let since = e.since;
+            task.status.send_modify(|s| s.since = since);
+        }
+    })
+}
+
+/// Builds a peer task, lets `prepare` set it up, and spawns it.
+fn spawn_task(
+    id: PeerId,
+    config: PeerConfig,
+    ctx: PeerContext,
+    outbox: OutboxHandle,
+    prepare: impl FnOnce(&mut PeerTask),
+) -> PeerHandle {
     let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
     let (status_tx, status) = watch::channel(PeerStatus::default());
     let stats = Arc::new(PeerStats::default());
     let span = tracing::info_span!("peer", peer = %id);
     let mut task = PeerTask::new(id.clone(), config, ctx, outbox, rx);
-    task.session = session;
-    task.install(stream, false);
-    task.rbuf.extend_from_slice(&read);
-    task.wbuf.extend_from_slice(&write);
-    task.outbox_ready = true;
-    task.resumed = true;
     task.status = status_tx;
     task.stats = stats.clone();
-    let now = task.clock.now();
-    task.publish(now);
-    // Established since it came up in the process before, not since the hand-over.
-    if let State::Established(e) = task.session.state() {
-        let since = e.since;
-        task.status.send_modify(|s| s.since = since);
-    }
+    prepare(&mut task);
     let task = tokio::spawn(task.run().instrument(span));
     PeerHandle {
         id,
